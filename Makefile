@@ -1,0 +1,36 @@
+# aeq_onnx: `make demo` runs the bundled demo, `make test` runs lint, types and tests.
+# Both create .venv and install everything they need from scratch.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-dev
+PYTHON  ?= python3
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m fixtures.demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check aeq_onnx tests fixtures benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_explainer.py
+
+clean:
+	rm -rf $(VENV) fixtures/.cache out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,14 @@
+"""aeq_onnx: Attribution Equilibrium explanations for ONNX image classifiers.
+
+Compile a classifier into one explainer ONNX model (forward pass, gradient of the target
+logit back to the split layer, AE relevance back to the pixels) and run it with onnxruntime.
+Method: Nam & Lee, "Illuminating Salient Contributions in Neuron Activation with Attribution
+Equilibrium", IEEE T-PAMI 2024.
+"""
+
+__version__ = "0.1.0"
+
+from aeq_onnx.compiler import compile_explainer
+from aeq_onnx.runtime import Explainer, Explanation
+
+__all__ = ["Explainer", "Explanation", "__version__", "compile_explainer"]

@@ -1,0 +1,88 @@
+"""Turn the emitted chains into the explainer ModelProto: inputs, outputs, metadata, checks."""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+from aeq_onnx.errors import UnsupportedModelError
+from aeq_onnx.planning import Plan
+from aeq_onnx.rules.base import EmitContext
+
+#: Output names of the explainer contract (plus the optional ``split_gradient``).
+OUTPUTS = ("logits", "target_class", "relevance", "initial_relevance")
+RESERVED = (*OUTPUTS, "target", "split_gradient")
+META_PREFIX = "aeq_onnx."
+
+
+def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
+    graph = model.graph
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for item in (*graph.output, *graph.value_info, *graph.initializer):
+        if item.name == old:
+            item.name = new
+
+
+def free_reserved_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose internal tensors no longer use the explainer's reserved names."""
+    inputs = {i.name for i in model.graph.input}
+    clash = sorted(inputs.intersection(RESERVED) - {i.name for i in model.graph.initializer})
+    if clash:
+        raise UnsupportedModelError(
+            f"the model input is named '{clash[0]}', a name the explainer reserves: rename it"
+        )
+    names = {n for node in model.graph.node for n in node.output} | {
+        t.name for t in model.graph.initializer}
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for name in sorted(names.intersection(RESERVED)):
+        _rename(out, name, f"{name}__model")
+    return out
+
+
+def _value_info(ctx: EmitContext, name: str, source: str, elem: int) -> onnx.ValueInfoProto:
+    shape = ctx.view.shape(source)
+    dims = list(shape) if shape is not None else None
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def _prune(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
+    """Keep only the nodes that the outputs depend on (the original order is topological)."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    return kept[::-1]
+
+
+def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict[str, str],
+             extra_outputs: tuple[str, ...] = ()) -> onnx.ModelProto:
+    """The explainer model: the forward pass, the emitted chains and the contract's I/O."""
+    source = ctx.view.model
+    names = (*OUTPUTS, *extra_outputs)
+    sources = {"logits": plan.logits, "target_class": None, "relevance": plan.input,
+               "initial_relevance": plan.split, "split_gradient": plan.split}
+    nodes = list(source.graph.node) + ctx.em.nodes
+    nodes += [helper.make_node("Identity", [flows[n]], [n], name=f"aeq/out/{n}") for n in names]
+    batch = ctx.view.shape(plan.input)[0]  # type: ignore[index]
+    outputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, [batch]) if sources[n] is None
+        else _value_info(ctx, n, sources[n] or "", TensorProto.FLOAT) for n in names
+    ]
+    inputs = [i for i in source.graph.input if i.name == plan.input]
+    inputs.append(helper.make_tensor_value_info("target", TensorProto.INT64, [batch]))
+    kept = _prune(nodes, list(names))
+    used = {i for node in kept for i in node.input}
+    weights = [t for t in (*source.graph.initializer, *ctx.em.initializers) if t.name in used]
+    graph = helper.make_graph(kept, "aeq_explainer", inputs, outputs, initializer=weights)
+    opsets = [helper.make_opsetid("", ctx.em.opset)] + [
+        o for o in source.opset_import if o.domain not in ("", "ai.onnx")]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="aeq_onnx")
+    model.ir_version = max(7, helper.find_min_ir_version_for(list(opsets), True))
+    for key, value in metadata.items():
+        model.metadata_props.add(key=META_PREFIX + key, value=value)
+    return model

@@ -1,0 +1,46 @@
+"""Canonicalisation passes, run in order before compiling: see PIPELINE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+import onnx.checker
+
+from aeq_onnx.converters import (
+    fold_batchnorm,
+    fold_constants,
+    fold_pad,
+    infer_shapes,
+    opset,
+    strip_identity,
+)
+from aeq_onnx.converters._graph_utils import first_line
+from aeq_onnx.errors import ConversionError
+
+Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
+
+# Order matters: shapes feed constant folding; folding exposes Pad/BN constants to their passes;
+# the second fold removes the constants those passes left behind; the final inference annotates
+# the canonical graph for the compiler.
+PIPELINE: list[Pass] = [
+    opset.run,
+    infer_shapes.run,
+    fold_constants.run,
+    strip_identity.run,
+    fold_pad.run,
+    fold_batchnorm.run,
+    fold_constants.run,
+    infer_shapes.run,
+]
+
+
+def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Run every pass of PIPELINE in order, then check the result is a valid ONNX model."""
+    for step in PIPELINE:
+        model = step(model)
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise ConversionError(f"canonicalised model is invalid: {first_line(exc)}") from exc
+    return model

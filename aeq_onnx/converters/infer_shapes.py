@@ -1,0 +1,27 @@
+"""Shape-inference pass: record each intermediate tensor's type and shape for later stages."""
+
+from __future__ import annotations
+
+import onnx
+import onnx.shape_inference
+
+from aeq_onnx.converters._graph_utils import (
+    copy_model,
+    first_line,
+    prune_value_info,
+    set_ir_version,
+)
+from aeq_onnx.errors import ConversionError
+
+
+def run(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Annotate value_info with strict, data-propagating shape inference so shapes are known."""
+    cleaned = copy_model(model)
+    prune_value_info(cleaned.graph)  # drop value_info of tensors earlier passes removed
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            cleaned, check_type=True, strict_mode=True, data_prop=True
+        )
+    except Exception as exc:  # InferenceError, ValidationError, RuntimeError from the C++ side
+        raise ConversionError(f"shape inference failed: {first_line(exc)}") from exc
+    return set_ir_version(inferred)

@@ -1,0 +1,229 @@
+"""Node-emitting helpers shared by every rule: safe division, per-sample sums, convolutions.
+
+Every helper appends standard ONNX nodes to one :class:`Emitter` and returns the name of the
+tensor it produced, so rules read like the formulas of the spec (Nam & Lee, T-PAMI 2024).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+FLOAT = np.float32
+
+
+@dataclass
+class Emitter:
+    """Collects emitted nodes and initializers and hands out unique tensor names."""
+
+    opset: int
+    taken: set[str] = field(default_factory=set)
+    prefix: str = "aeq"
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: list[onnx.TensorProto] = field(default_factory=list)
+    _scalars: dict[tuple[str, float], str] = field(default_factory=dict)
+    _counter: int = 0
+
+    def fresh(self, hint: str) -> str:
+        """A tensor name that is not used anywhere in the model or the emitted nodes."""
+        base = f"{self.prefix}/{hint.strip('/').replace(' ', '_')}"
+        name = base
+        while name in self.taken:
+            self._counter += 1
+            name = f"{base}_{self._counter}"
+        self.taken.add(name)
+        return name
+
+    def const(self, value: np.ndarray | np.generic | float | Sequence[int], hint: str = "c") -> str:
+        """An initializer holding ``value`` (python floats become float32, int lists int64)."""
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            key = ("f", float(value))
+            if key in self._scalars:
+                return self._scalars[key]
+            name = self.fresh(f"const_{hint}")
+            self.initializers.append(numpy_helper.from_array(np.asarray(value, FLOAT), name))
+            self._scalars[key] = name
+            return name
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            array = array.astype(FLOAT)
+        name = self.fresh(f"const_{hint}")
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def ints(self, values: Sequence[int], hint: str = "ints") -> str:
+        """An int64 initializer (axes, shapes, split sizes)."""
+        return self.const(np.asarray(list(values), dtype=np.int64), hint)
+
+    def op(self, op_type: str, inputs: Sequence[str], hint: str = "", **attrs: Any) -> str:
+        """Emit one single-output node and return its output name."""
+        return self.op_multi(op_type, inputs, 1, hint, **attrs)[0]
+
+    def op_multi(
+        self, op_type: str, inputs: Sequence[str], n_out: int, hint: str = "", **attrs: Any
+    ) -> list[str]:
+        """Emit one node with ``n_out`` outputs."""
+        outs = [self.fresh(f"{hint or op_type}") for _ in range(n_out)]
+        node = helper.make_node(op_type, list(inputs), outs, name=outs[0] + "/node", **attrs)
+        self.nodes.append(node)
+        return outs
+
+
+# ---------------------------------------------------------------- elementwise building blocks
+
+
+def relu(em: Emitter, x: str) -> str:
+    """``max(x, 0)``."""
+    return em.op("Relu", [x], "relu")
+
+
+def neg_part(em: Emitter, x: str) -> str:
+    """``min(x, 0)``."""
+    return em.op("Min", [x, em.const(0.0)], "neg_part")
+
+
+def mask(em: Emitter, cond: str) -> str:
+    """A float32 0/1 tensor from a boolean one."""
+    return em.op("Cast", [cond], "mask", to=onnx.TensorProto.FLOAT)
+
+
+def positive_mask(em: Emitter, x: str) -> str:
+    """``1[x > 0]`` as float32."""
+    return mask(em, em.op("Greater", [x, em.const(0.0)], "gt0"))
+
+
+def sdiv(em: Emitter, a: str, b: str) -> str:
+    """``a / b`` where ``b != 0`` and ``0`` where ``b == 0``: never NaN or Inf (spec notation)."""
+    zero = em.const(0.0)
+    is_zero = em.op("Equal", [b, zero], "is_zero")
+    safe_b = em.op("Where", [is_zero, em.const(1.0), b], "safe_den")
+    quotient = em.op("Div", [a, safe_b], "quot")
+    return em.op("Where", [is_zero, zero, quotient], "sdiv")
+
+
+def sample_sum(em: Emitter, x: str, rank: int) -> str:
+    """``Σ`` over every non-batch axis of each sample, kept as ``[N, 1, ..., 1]``."""
+    axes = em.ints(list(range(1, rank)), "axes")
+    return em.op("ReduceSum", [x, axes], "sample_sum", keepdims=1)
+
+
+def _reduce(em: Emitter, op_type: str, x: str, axes: Sequence[int]) -> str:
+    """ReduceMin/ReduceMax with keepdims, axes as attribute before opset 18, input from 18."""
+    if em.opset >= 18:
+        return em.op(op_type, [x, em.ints(axes, "axes")], op_type.lower(), keepdims=1)
+    return em.op(op_type, [x], op_type.lower(), axes=list(axes), keepdims=1)
+
+
+def sample_min(em: Emitter, x: str, rank: int) -> str:
+    """Per-sample minimum, shape ``[N, 1, ..., 1]``."""
+    return _reduce(em, "ReduceMin", x, list(range(1, rank)))
+
+
+def sample_max(em: Emitter, x: str, rank: int) -> str:
+    """Per-sample maximum, shape ``[N, 1, ..., 1]``."""
+    return _reduce(em, "ReduceMax", x, list(range(1, rank)))
+
+
+def split_signs(em: Emitter, r: str, rank: int) -> tuple[str, str]:
+    """``P = sdiv(max(R,0), Σmax(R,0))`` (sums to 1) and ``N = -sdiv(min(R,0), Σmin(R,0))``
+    (sums to -1), per sample (spec 4.1)."""
+    pos = relu(em, r)
+    neg = neg_part(em, r)
+    p = sdiv(em, pos, sample_sum(em, pos, rank))
+    n = em.op("Neg", [sdiv(em, neg, sample_sum(em, neg, rank))], "N")
+    return p, n
+
+
+def normalise_abs_total(em: Emitter, x: str, rank: int) -> str:
+    """``x / |Σ x|`` per sample (spec section 3), zero for an all-zero sample."""
+    total = em.op("Abs", [sample_sum(em, x, rank)], "abs_total")
+    return sdiv(em, x, total)
+
+
+def add_all(em: Emitter, terms: Sequence[str], hint: str = "sum") -> str:
+    """Sum of one or more same-shaped tensors (one node)."""
+    if len(terms) == 1:
+        return terms[0]
+    if len(terms) == 2:
+        return em.op("Add", list(terms), hint)
+    return em.op("Sum", list(terms), hint)
+
+
+# ---------------------------------------------------------------------- convolution geometry
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Explicit attributes of a Conv/pool window (no auto_pad), with static spatial sizes."""
+
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    pads: tuple[int, ...]
+    dilations: tuple[int, ...]
+    group: int
+    in_spatial: tuple[int, ...]
+    out_spatial: tuple[int, ...]
+
+    def conv_attrs(self) -> dict[str, object]:
+        """Attributes for a Conv node with this geometry."""
+        return {
+            "kernel_shape": list(self.kernel),
+            "strides": list(self.strides),
+            "pads": list(self.pads),
+            "dilations": list(self.dilations),
+            "group": self.group,
+        }
+
+    def floor_pads(self) -> list[int]:
+        """Pads whose floor-mode window count equals ``out_spatial`` (ceil mode made explicit)."""
+        dims = len(self.kernel)
+        pads = list(self.pads)
+        for i in range(dims):
+            reach = (self.out_spatial[i] - 1) * self.strides[i] + self.dilations[i] * (
+                self.kernel[i] - 1
+            ) + 1
+            pads[i + dims] += max(0, reach - self.in_spatial[i] - pads[i] - pads[i + dims])
+        return pads
+
+    def transpose_attrs(self) -> dict[str, object]:
+        """Attributes for the ConvTranspose that is the VJP of this Conv, cropped to ``in_spatial``.
+
+        ConvTranspose gives ``s·(o-1) + d·(k-1) + 1 - p_begin - p_end + output_padding``; the
+        output padding is chosen to land on the input size, and where the forward windows ran
+        past the padded input (ceil mode) the end pad is raised instead.
+        """
+        dims = len(self.kernel)
+        pads = self.floor_pads()
+        out_pad = []
+        for i in range(dims):
+            natural = (
+                self.strides[i] * (self.out_spatial[i] - 1)
+                + self.dilations[i] * (self.kernel[i] - 1)
+                + 1
+                - pads[i]
+                - pads[i + dims]
+            )
+            extra = self.in_spatial[i] - natural
+            if extra < 0:
+                pads[i + dims] -= extra
+                extra = 0
+            out_pad.append(extra)
+        attrs = self.conv_attrs()
+        attrs["pads"] = pads
+        attrs["output_padding"] = out_pad
+        return attrs
+
+
+def conv(em: Emitter, x: str, w: str, geom: ConvGeometry, hint: str = "conv") -> str:
+    """``conv(x, w)``: the node's own convolution without bias."""
+    return em.op("Conv", [x, w], hint, **geom.conv_attrs())
+
+
+def conv_t(em: Emitter, s: str, w: str, geom: ConvGeometry, hint: str = "convT") -> str:
+    """``convT(s, w)``: the gradient of ``conv(., w)`` w.r.t. its input, applied to ``s``."""
+    return em.op("ConvTranspose", [s, w], hint, **geom.transpose_attrs())

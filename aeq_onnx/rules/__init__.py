@@ -1,0 +1,17 @@
+"""Op rules: one module per op family, each rule registered by ONNX op type and opset range."""
+
+from aeq_onnx.rules import activation, conv, elementwise, linear, merge, pooling, shape
+from aeq_onnx.rules.registry import entries, lookup, supported_ops
+
+__all__ = [
+    "activation",
+    "conv",
+    "elementwise",
+    "entries",
+    "linear",
+    "lookup",
+    "merge",
+    "pooling",
+    "shape",
+    "supported_ops",
+]

@@ -1,0 +1,97 @@
+"""The rule interface and the emit context that every rule receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import onnx_graphsurgeon as gs
+
+from aeq_onnx.emit import ConvGeometry, Emitter
+from aeq_onnx.graph import GraphView
+from aeq_onnx.methods import Method
+
+#: Map from a node's input index to the tensor carrying the gradient or relevance there.
+Flows = dict[int, str]
+
+
+@dataclass
+class EmitContext:
+    """What a rule may use: the emitter, the graph view and the explanation method."""
+
+    em: Emitter
+    view: GraphView
+    method: Method
+    #: Conv nodes fed by the model input through constant-only ops (spec 4.3), by name.
+    input_layers: set[str] = field(default_factory=set)
+
+
+class OpRule:
+    """How one op type propagates. Subclasses override what they support.
+
+    ``data_inputs`` lists the inputs that carry data (None: every non-constant input); shape
+    inputs of Reshape, pads of Pad, etc. are not data and never receive a gradient.
+    """
+
+    data_inputs: tuple[int, ...] | None = None
+    #: Short name of the relevance rule, for ``aeq inspect`` and docs/ops.md.
+    relevance_name = "unsupported"
+    vjp_name = "unsupported"
+
+    def data_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:
+        """Indices of the inputs that carry data for this node."""
+        variable = view.variable_inputs(node)
+        if self.data_inputs is None:
+            return variable
+        return [i for i in self.data_inputs if i in variable]
+
+    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        """None when this rule can emit ``need`` ("vjp" or "relevance") for ``node``."""
+        name = self.vjp_name if need == "vjp" else self.relevance_name
+        return None if name != "unsupported" else f"no {need} rule for {node.op}"
+
+    def describe(self, ctx: EmitContext, node: gs.Node) -> str:
+        """The relevance rule applied to this node (for ``aeq inspect``)."""
+        return self.relevance_name
+
+    def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
+        """Gradient at the data inputs given the gradient at each output."""
+        raise NotImplementedError
+
+    def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
+        """Relevance at the data inputs given the relevance at each output."""
+        raise NotImplementedError
+
+
+def single(values: list[str | None]) -> str:
+    """The one flow at a single-output node."""
+    value = values[0]
+    if value is None:
+        raise ValueError("no flow at the node's output")
+    return value
+
+
+def geometry(
+    ctx: EmitContext, node: gs.Node, kernel: tuple[int, ...], group: int = 1
+) -> ConvGeometry:
+    """Explicit window geometry of a Conv or pool node (auto_pad resolved, static sizes)."""
+    x, y = node.inputs[0].name, node.outputs[0].name
+    in_spatial = ctx.view.static_dims(x)[1:]
+    out_spatial = ctx.view.static_dims(y)[1:]
+    dims = len(kernel)
+    strides = tuple(node.attrs.get("strides", [1] * dims))
+    dilations = tuple(node.attrs.get("dilations", [1] * dims))
+    pads = list(node.attrs.get("pads", [0] * (2 * dims)))
+    auto_pad = node.attrs.get("auto_pad", "NOTSET")
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        for i in range(dims):
+            total = max(
+                (out_spatial[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
+                - in_spatial[i], 0
+            )
+            small, large = total // 2, total - total // 2
+            pads[i], pads[i + dims] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * dims)
+    return ConvGeometry(kernel, strides, tuple(pads), dilations, group, in_spatial, out_spatial)

@@ -1,0 +1,96 @@
+"""Conv: VJP by ConvTranspose, relevance by the AE layer rules (spec 4.1-4.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from aeq_onnx.emit import ConvGeometry, Emitter, conv, conv_t
+from aeq_onnx.rules import equilibrium
+from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
+from aeq_onnx.rules.equilibrium import WEIGHT_TRANSFORMS, WeightKind
+from aeq_onnx.rules.registry import register
+
+
+@dataclass
+class ConvMap:
+    """The linear part of one Conv node (no bias), with its weight variants as initializers."""
+
+    em: Emitter
+    w: np.ndarray
+    geom: ConvGeometry
+    hint: str
+    _weights: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rank_in(self) -> int:
+        return 2 + len(self.geom.kernel)
+
+    @property
+    def rank_out(self) -> int:
+        return self.rank_in
+
+    def weight(self, kind: WeightKind) -> str:
+        if kind not in self._weights:
+            value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
+            self._weights[kind] = self.em.const(value, f"{self.hint}_W{kind}")
+        return self._weights[kind]
+
+    def fwd(self, x: str, w: str) -> str:
+        return conv(self.em, x, w, self.geom)
+
+    def bwd(self, s: str, w: str) -> str:
+        return conv_t(self.em, s, w, self.geom)
+
+    def fwd_ones(self, w: str) -> str:
+        channels = self.w.shape[1] * self.geom.group
+        ones = np.ones((1, channels, *self.geom.in_spatial), np.float32)
+        return conv(self.em, self.em.const(ones, f"{self.hint}_ones"), w, self.geom, "conv_ones")
+
+
+def conv_map(ctx: EmitContext, node: gs.Node) -> ConvMap:
+    """The :class:`ConvMap` of a Conv node with a constant weight."""
+    w = ctx.view.constant(node.inputs[1].name)
+    kernel = tuple(node.attrs.get("kernel_shape", w.shape[2:]))
+    geom = geometry(ctx, node, kernel, int(node.attrs.get("group", 1)))
+    return ConvMap(ctx.em, w, geom, node.name or node.outputs[0].name)
+
+
+@register("Conv", since=1)
+class ConvRule(OpRule):
+    """Conv with a constant weight; bias (if any) is ignored by the relevance rules."""
+
+    data_inputs = (0,)
+    vjp_name = "ConvTranspose with W"
+    relevance_name = "AE conv"
+
+    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        if not ctx.view.is_constant(node.inputs[1].name):
+            return "Conv weight is not a constant"
+        return None
+
+    def describe(self, ctx: EmitContext, node: gs.Node) -> str:
+        w_shape = ctx.view.constant(node.inputs[1].name).shape
+        kernel = tuple(node.attrs.get("kernel_shape", w_shape[2:]))
+        variant = ctx.method.conv_variant(node.outputs[0].name in ctx.input_layers, kernel)
+        return {
+            "bounded": "AE bounded z^B input rule (4.3)",
+            "pointwise": "AE 1x1 rule (4.2)",
+            "equilibrium": f"AE equilibrium rule, r={ctx.method.ratio:g} (4.1)",
+        }[variant]
+
+    def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
+        lin = conv_map(ctx, node)
+        return {0: lin.bwd(single(grad), lin.weight("raw"))}
+
+    def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
+        lin = conv_map(ctx, node)
+        x, r = node.inputs[0].name, single(rel)
+        variant = ctx.method.conv_variant(node.outputs[0].name in ctx.input_layers, lin.geom.kernel)
+        if variant == "bounded":
+            return {0: equilibrium.bounded(ctx.em, lin, x, r)}
+        if variant == "pointwise":
+            return {0: equilibrium.pointwise(ctx.em, lin, x, r)}
+        return {0: equilibrium.equilibrium(ctx.em, lin, x, r, ctx.method.ratio)}

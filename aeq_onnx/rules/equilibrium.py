@@ -1,0 +1,132 @@
+"""The Attribution Equilibrium layer rules (Nam & Lee, IEEE T-PAMI 2024; spec 4.1-4.4).
+
+Written once over a :class:`LinearMap` so that Conv (any stride, padding, dilation, group) and
+dense layers (Gemm/MatMul, spec 4.4) share the same formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+import numpy as np
+
+from aeq_onnx.emit import (
+    Emitter,
+    add_all,
+    mask,
+    positive_mask,
+    relu,
+    sample_max,
+    sample_min,
+    sample_sum,
+    sdiv,
+    split_signs,
+)
+
+WeightKind = Literal["raw", "abs", "pos", "neg"]
+#: W, |W|, W+ = max(W, 0), W- = min(W, 0).
+WEIGHT_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "raw": lambda w: w,
+    "abs": np.abs,
+    "pos": lambda w: np.maximum(w, 0),
+    "neg": lambda w: np.minimum(w, 0),
+}
+
+
+class LinearMap(Protocol):
+    """A layer's linear part without bias: ``fwd(x, W)`` and its transpose ``bwd(s, W)``."""
+
+    @property
+    def rank_in(self) -> int:
+        """Rank of the layer's input."""
+        ...
+
+    @property
+    def rank_out(self) -> int:
+        """Rank of the layer's output."""
+        ...
+
+    def weight(self, kind: WeightKind) -> str:
+        """The initializer holding W, |W|, W+ or W- (each emitted once)."""
+        ...
+
+    def fwd(self, x: str, w: str) -> str:
+        """``conv(x, w)``."""
+        ...
+
+    def bwd(self, s: str, w: str) -> str:
+        """``convT(s, w)``, shaped like the layer's input."""
+        ...
+
+    def fwd_ones(self, w: str) -> str:
+        """``conv(1, w)`` over an all-ones input of one sample, shape ``[1, ...]``."""
+        ...
+
+
+def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str) -> str:
+    """``x · convT(sdiv(num, conv(x, |W|)), |W|)``: mass shared in proportion to x·|W|."""
+    absw = lin.weight("abs")
+    return em.op("Mul", [x, lin.bwd(sdiv(em, num, lin.fwd(x, absw)), absw)], "through_abs")
+
+
+def _uniform_shift(em: Emitter, c: str, rank: int) -> str:
+    """``C - m / Σ m`` with ``m = 1[C != 0]``: removes one unit evenly from the non-zeros."""
+    nonzero = mask(em, em.op("Not", [em.op("Equal", [c, em.const(0.0)], "c_eq0")], "c_ne0"))
+    return em.op("Sub", [c, sdiv(em, nonzero, sample_sum(em, nonzero, rank))], "C_shift")
+
+
+def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tuple[str, str]:
+    """``Ap = a·convT(sdiv(P, conv(a,|W|)), |W|)`` and ``Bn`` likewise with ``ā`` and N.
+
+    The spec's masks ``1[R>=0]`` / ``1[R<=0]`` change nothing: P vanishes where R < 0 and N
+    where R > 0, and sdiv turns a masked denominator into zero anyway.
+    """
+    active = positive_mask(em, x)
+    inactive = em.op("Sub", [em.const(1.0), active], "inactive")
+    return _through_abs(em, lin, active, p), _through_abs(em, lin, inactive, n)
+
+
+def equilibrium(em: Emitter, lin: LinearMap, x: str, r: str, ratio: float) -> str:
+    """Spec 4.1, a hidden Conv with a kernel larger than 1x1::
+
+        C = px·convT(sdiv(r·P + N, conv(px,|W|)), |W|);  C = C - m/Σm
+        R_in = C + Ap + Bn
+    """
+    p, n = split_signs(em, r, lin.rank_out)
+    weighted = em.op("Add", [em.op("Mul", [p, em.const(float(ratio))], "rP"), n], "rP_plus_N")
+    c = _through_abs(em, lin, relu(em, x), weighted)
+    c = _uniform_shift(em, c, lin.rank_in)
+    ap, bn = _active_inactive(em, lin, x, p, n)
+    return add_all(em, [c, ap, bn], "R_in")
+
+
+def pointwise(em: Emitter, lin: LinearMap, x: str, r: str) -> str:
+    """Spec 4.2 (1x1 kernels) and 4.4 (dense layers)::
+
+        R_in = px·convT(sdiv(P + N, conv(px,|W|)), |W|) + Ap + Bn
+    """
+    p, n = split_signs(em, r, lin.rank_out)
+    c = _through_abs(em, lin, relu(em, x), em.op("Add", [p, n], "P_plus_N"))
+    ap, bn = _active_inactive(em, lin, x, p, n)
+    return add_all(em, [c, ap, bn], "R_in")
+
+
+def bounded(em: Emitter, lin: LinearMap, x: str, r: str) -> str:
+    """Spec 4.3, the bounded z^B rule at the input layer, with per-sample bounds l, h::
+
+        Z = conv(X,W) - conv(l,W+) - conv(h,W-);  S = sdiv(R, Z)
+        R_in = X·convT(S,W) - l·convT(S,W+) - h·convT(S,W-)
+    """
+    low, high = sample_min(em, x, lin.rank_in), sample_max(em, x, lin.rank_in)
+    w, wp, wn = lin.weight("raw"), lin.weight("pos"), lin.weight("neg")
+    z_low = em.op("Mul", [low, lin.fwd_ones(wp)], "l_convWp")
+    z_high = em.op("Mul", [high, lin.fwd_ones(wn)], "h_convWn")
+    z = em.op("Sub", [em.op("Sub", [lin.fwd(x, w), z_low], "z1"), z_high], "Z")
+    s = sdiv(em, r, z)
+    parts = [
+        em.op("Mul", [x, lin.bwd(s, w)], "x_term"),
+        em.op("Mul", [low, lin.bwd(s, wp)], "l_term"),
+        em.op("Mul", [high, lin.bwd(s, wn)], "h_term"),
+    ]
+    return em.op("Sub", [em.op("Sub", [parts[0], parts[1]], "xl"), parts[2]], "R_in")

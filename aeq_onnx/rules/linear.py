@@ -1,0 +1,113 @@
+"""Gemm and MatMul with a constant weight: VJP by MatMul with W^T, relevance by spec 4.4.
+
+A dense layer is a 1x1 convolution over a 1x1 map, so its relevance is the pointwise AE rule
+(4.2). It is reached only in models whose split tensor lies before a dense layer (MLPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from aeq_onnx.emit import Emitter
+from aeq_onnx.rules import equilibrium
+from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
+from aeq_onnx.rules.equilibrium import WEIGHT_TRANSFORMS, WeightKind
+from aeq_onnx.rules.registry import register
+
+
+@dataclass
+class DenseMap:
+    """``x @ W`` with W of shape [K, M], and its transpose ``s @ W^T``."""
+
+    em: Emitter
+    w: np.ndarray
+    rank_in: int
+    hint: str
+    _names: dict[str, str] = field(default_factory=dict)
+    _transposed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rank_out(self) -> int:
+        return self.rank_in
+
+    def weight(self, kind: WeightKind) -> str:
+        if kind not in self._names:
+            value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
+            name = self.em.const(value, f"{self.hint}_W{kind}")
+            self._names[kind] = name
+            self._transposed[name] = self.em.const(value.T.copy(), f"{self.hint}_W{kind}T")
+        return self._names[kind]
+
+    def fwd(self, x: str, w: str) -> str:
+        return self.em.op("MatMul", [x, w], "dense")
+
+    def bwd(self, s: str, w: str) -> str:
+        return self.em.op("MatMul", [s, self._transposed[w]], "denseT")
+
+    def fwd_ones(self, w: str) -> str:
+        ones = np.ones((1, self.w.shape[0]), np.float32)
+        return self.fwd(self.em.const(ones, f"{self.hint}_ones"), w)
+
+
+def _gemm_weight(ctx: EmitContext, node: gs.Node) -> np.ndarray:
+    """W such that ``Y = alpha · A @ W + beta · C`` (transB applied)."""
+    b = ctx.view.constant(node.inputs[1].name)
+    return b.T if int(node.attrs.get("transB", 0)) else b
+
+
+class _Dense(OpRule):
+    """Shared VJP and relevance for dense layers; subclasses give the effective weight."""
+
+    data_inputs = (0,)
+    vjp_name = "MatMul with W^T"
+    relevance_name = "AE dense rule (4.4 = 4.2)"
+
+    def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
+        raise NotImplementedError
+
+    def dense(self, ctx: EmitContext, node: gs.Node) -> DenseMap:
+        rank = ctx.view.rank(node.inputs[0].name)
+        return DenseMap(ctx.em, self.weight(ctx, node), rank, node.outputs[0].name)
+
+    def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
+        w = self.weight(ctx, node) * float(node.attrs.get("alpha", 1.0))
+        wt = ctx.em.const(w.T.astype(np.float32).copy(), "WT")
+        return {0: ctx.em.op("MatMul", [single(grad), wt], "dense_vjp")}
+
+    def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
+        return {0: equilibrium.pointwise(ctx.em, self.dense(ctx, node), node.inputs[0].name,
+                                         single(rel))}
+
+
+@register("Gemm", since=1)
+class GemmRule(_Dense):
+    """Gemm ``alpha·A·B' + beta·C`` with constant B and transA = 0."""
+
+    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        if int(node.attrs.get("transA", 0)):
+            return "Gemm with transA=1"
+        if not ctx.view.is_constant(node.inputs[1].name):
+            return "Gemm weight B is not a constant"
+        return None
+
+    def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
+        return _gemm_weight(ctx, node)
+
+
+@register("MatMul", since=1)
+class MatMulRule(_Dense):
+    """MatMul ``A @ B`` with a constant 2-D B."""
+
+    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        b = node.inputs[1].name
+        if ctx.view.is_constant(node.inputs[0].name) or not ctx.view.is_constant(b):
+            return "MatMul needs a variable first operand and a constant second one"
+        if ctx.view.constant(b).ndim != 2:
+            return "MatMul weight is not 2-D"
+        return None
+
+    def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
+        return ctx.view.constant(node.inputs[1].name)

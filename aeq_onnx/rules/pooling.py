@@ -1,0 +1,138 @@
+"""Pooling: exact VJPs, and the z-rule on the positive part for relevance (spec 4.6)::
+
+    xp = max(X, 0) + 1e-9;   R_in = xp · VJP_pool( sdiv(R, pool(xp)) )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from aeq_onnx.emit import ConvGeometry, Emitter, relu, sdiv
+from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
+from aeq_onnx.rules.registry import register
+
+Back = Callable[[str], str]
+EPS = 1e-9
+
+
+class _Pool(OpRule):
+    """A pool as ``pool(x)`` and its VJP; relevance is the z-rule on ``xp``."""
+
+    data_inputs = (0,)
+    relevance_name = "z-rule on x+ (4.6)"
+
+    def pool_and_back(self, ctx: EmitContext, node: gs.Node, x: str) -> tuple[str, Back]:
+        """Emit ``pool(x)`` and return it with a function emitting ``VJP_pool`` at ``x``."""
+        raise NotImplementedError
+
+    def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
+        _, back = self.pool_and_back(ctx, node, node.inputs[0].name)
+        return {0: back(single(grad))}
+
+    def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
+        em = ctx.em
+        xp = em.op("Add", [relu(em, node.inputs[0].name), em.const(EPS)], "xp")
+        pooled, back = self.pool_and_back(ctx, node, xp)
+        return {0: em.op("Mul", [xp, back(sdiv(em, single(rel), pooled))], "pool_R_in")}
+
+
+def _pool_geometry(ctx: EmitContext, node: gs.Node) -> ConvGeometry:
+    return geometry(ctx, node, tuple(node.attrs["kernel_shape"]))
+
+
+def _pool_attrs(node: gs.Node) -> dict[str, object]:
+    keep = ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad",
+            "count_include_pad", "storage_order")
+    return {k: v for k, v in node.attrs.items() if k in keep}
+
+
+@register("MaxPool", since=8)
+class MaxPoolRule(_Pool):
+    """MaxPool: the gradient goes to each window's arg-max (first index on ties)."""
+
+    vjp_name = "scatter-add to the arg-max indices"
+
+    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        if int(node.attrs.get("storage_order", 0)):
+            return "MaxPool with storage_order=1"
+        return None
+
+    def pool_and_back(self, ctx: EmitContext, node: gs.Node, x: str) -> tuple[str, Back]:
+        em = ctx.em
+        pooled, indices = em.op_multi("MaxPool", [x], 2, "maxpool", **_pool_attrs(node))
+
+        def back(g: str) -> str:
+            shape = em.op("Shape", [x], "x_shape")
+            flat = em.ints([-1], "flat")
+            zeros = em.op("ConstantOfShape", [em.op("ReduceProd", [shape], "numel", keepdims=1)],
+                          "zeros", value=onnx.helper.make_tensor("v", onnx.TensorProto.FLOAT,
+                                                                  [1], [0.0]))
+            scattered = em.op(
+                "ScatterElements",
+                [zeros, em.op("Reshape", [indices, flat]), em.op("Reshape", [g, flat])],
+                "maxpool_scatter", axis=0, reduction="add",
+            )
+            return em.op("Reshape", [scattered, shape], "maxpool_vjp")
+
+        return pooled, back
+
+
+def _inverse_divisor(em: Emitter, geom: ConvGeometry, attrs: dict[str, object]) -> str:
+    """``1/divisor`` per output position, a map that onnxruntime folds into a constant.
+
+    ``divisor = window_sum(1) / AveragePool(1)`` reproduces the forward's own divisor for
+    every padding, ``count_include_pad`` and ceil-mode setting.
+    """
+    ones_map = em.const(np.ones((1, 1, *geom.in_spatial), np.float32), "ones_map")
+    ones_k = em.const(np.ones((1, 1, *geom.kernel), np.float32), "ones_k1")
+    conv_attrs = {**geom.conv_attrs(), "group": 1, "pads": geom.floor_pads()}
+    count = em.op("Conv", [ones_map, ones_k], "win_count", **conv_attrs)
+    share = em.op("AveragePool", [ones_map], "avg_ones", **attrs)
+    return em.op("Div", [share, count], "inv_divisor")
+
+
+@register("AveragePool", since=7)
+class AveragePoolRule(_Pool):
+    """AveragePool: ``VJP(g) = convT(g / divisor, 1)`` depthwise, for any padding mode."""
+
+    vjp_name = "depthwise ConvTranspose of g/divisor"
+
+    def pool_and_back(self, ctx: EmitContext, node: gs.Node, x: str) -> tuple[str, Back]:
+        em = ctx.em
+        attrs = _pool_attrs(node)
+        pooled = em.op("AveragePool", [x], "avgpool", **attrs)
+        geom = _pool_geometry(ctx, node)
+        channels = ctx.view.static_dims(node.inputs[0].name)[0]
+        inv_divisor = _inverse_divisor(em, geom, attrs)
+        ones_k = em.const(np.ones((channels, 1, *geom.kernel), np.float32), "ones_k")
+        depthwise = ConvGeometry(geom.kernel, geom.strides, geom.pads, geom.dilations, channels,
+                                 geom.in_spatial, geom.out_spatial)
+
+        def back(g: str) -> str:
+            scaled = em.op("Mul", [g, inv_divisor], "avg_scaled")
+            return em.op("ConvTranspose", [scaled, ones_k], "avgpool_vjp",
+                         **depthwise.transpose_attrs())
+
+        return pooled, back
+
+
+@register("GlobalAveragePool")
+class GlobalAveragePoolRule(_Pool):
+    """GlobalAveragePool: ``VJP(g) = expand(g) / (H·W)``."""
+
+    vjp_name = "expand(g)/HW"
+
+    def pool_and_back(self, ctx: EmitContext, node: gs.Node, x: str) -> tuple[str, Back]:
+        em = ctx.em
+        pooled = em.op("GlobalAveragePool", [x], "gap")
+        area = float(np.prod(ctx.view.static_dims(node.inputs[0].name)[1:]))
+
+        def back(g: str) -> str:
+            spread = em.op("Expand", [g, em.op("Shape", [x], "x_shape")], "gap_expand")
+            return em.op("Mul", [spread, em.const(1.0 / area)], "gap_vjp")
+
+        return pooled, back

@@ -1,0 +1,98 @@
+"""The ``aeq`` command line: commands work, and bad input gives one line, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from aeq_onnx.cli import main
+from tests.helpers_models import small_cnn
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    """A good model and batch, and the bad files the errors are tested with."""
+    paths = {name: tmp_path / name for name in (
+        "model.onnx", "batch.npy", "text.onnx", "truncated.onnx", "sin.onnx", "big.npy",
+        "ints.npy", "notnpy.npy")}
+    onnx.save(small_cnn(), paths["model.onnx"])
+    np.save(paths["batch.npy"], np.random.default_rng(0).normal(size=(3, 3, 8, 8)).astype("f4"))
+    paths["text.onnx"].write_text("this is not a model\n")
+    paths["truncated.onnx"].write_bytes((GOLDEN / "vgg_mini.onnx").read_bytes()[:4000])
+    onnx.save(small_cnn([("Sin", "sine")]), paths["sin.onnx"])
+    np.save(paths["big.npy"], np.zeros((2, 3, 16, 16), np.float32))
+    np.save(paths["ints.npy"], np.zeros((2, 3, 8, 8), np.int64))
+    paths["notnpy.npy"].write_text("nope")
+    return paths
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_build_then_explain(files: dict[str, Path], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "explainer.onnx"
+    code, text, _ = run(["build", files["model.onnx"], "-o", out, "--ratio", "1.5"], capsys)
+    assert code == 0 and out.exists() and "wrote" in text
+    relevance = tmp_path / "r.npy"
+    code, text, _ = run(["explain", out, files["batch.npy"], "-o", relevance,
+                         "--batch-size", "2"], capsys)
+    assert code == 0 and "CPUExecutionProvider" in text
+    assert np.load(relevance).shape == (3, 3, 8, 8)
+
+
+def test_inspect_lists_rules(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, text, _ = run(["inspect", files["model.onnx"]], capsys)
+    assert code == 0
+    assert "AE bounded z^B input rule (4.3)" in text and "split tensor 'r'" in text
+
+
+def test_inspect_unsupported_exit_2(files: dict[str, Path],
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, text, err = run(["inspect", files["sin.onnx"]], capsys)
+    assert code == 2 and "UNSUPPORTED: sine" in text and "1 unsupported" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["build", "{text}", "-o", "{out}"], "is not an ONNX model"),
+    (["build", "{truncated}", "-o", "{out}"], "truncated"),
+    (["build", "{missing}", "-o", "{out}"], "missing"),
+    (["build", "{sin}", "-o", "{out}"], "unsupported node(s): Sin (node 'sine', opset 17)"),
+    (["explain", "{model}", "{batch}", "--target", "7"], "target 7 is out of range"),
+    (["explain", "{model}", "{big}"], "does not match the model's"),
+    (["explain", "{model}", "{ints}"], "dtype int64 is not a float type"),
+    (["explain", "{model}", "{notnpy}"], "as a .npy array"),
+    (["build", "{model}", "-o", "{out}", "--layer", "nope"], "layer 'nope'"),
+], ids=["not-onnx", "truncated", "missing-file", "unsupported-op", "target-range",
+        "wrong-shape", "wrong-dtype", "bad-npy", "bad-layer"])
+def test_errors_are_one_line(files: dict[str, Path], tmp_path: Path, args: list[str],
+                             message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    names = {k.split(".")[0]: str(v) for k, v in files.items()} | {
+        "out": str(tmp_path / "o.onnx"), "missing": str(tmp_path / "missing.onnx")}
+    code, _, err = run([a.format(**names) for a in args], capsys)
+    assert code != 0
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("aeq: error: ")
+    assert "Traceback" not in err
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_console_script_help_and_debug(files: dict[str, Path]) -> None:
+    """The installed entry point runs; --debug adds the traceback."""
+    aeq = [sys.executable, "-m", "aeq_onnx.cli"]
+    for command in ("build", "explain", "inspect"):
+        done = subprocess.run([*aeq, command, "--help"], capture_output=True, text=True)
+        assert done.returncode == 0 and "usage: aeq" in done.stdout
+    done = subprocess.run([*aeq, "--debug", "build", str(files["text.onnx"]), "-o", "x.onnx"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" in done.stderr
