@@ -26,6 +26,8 @@ except ModuleNotFoundError:  # tests/ itself is on sys.path (see tests/conftest.
 
 OPSET = 17
 IR_VERSION = 10
+torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core box
+
 REL_TOL = 1e-4  # of max |reference| for relevance, R0 and the split gradient
 LOGIT_TOL = 1e-5
 
@@ -35,6 +37,7 @@ __all__ = [
     "Net",
     "ae_torch",
     "assert_rel_close",
+    "check_logits",
     "compare_with_reference",
     "explain",
     "reference_gradient",
@@ -121,7 +124,8 @@ class Net:
 
     def conv(self, cout: int, kernel: Sequence[int] | int = 3, *, stride: int | Sequence[int] = 1,
              pads: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, group: int = 1,
-             bias: bool = True, x: str | None = None, name: str | None = None) -> str:
+             bias: bool = True, auto_pad: str | None = None, x: str | None = None,
+             name: str | None = None) -> str:
         x = x or self.cur
         cin = self.shape(x)[0]
         k = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
@@ -132,8 +136,9 @@ class Net:
         inputs = [x, w]
         if bias:
             inputs.append(self.const(0.1 * self.rng.standard_normal(cout), "b"))
+        pad_attr: dict[str, object] = {"auto_pad": auto_pad} if auto_pad else {"pads": list(p)}
         return self.op("Conv", inputs, name, kernel_shape=list(k), strides=list(s),
-                       pads=list(p), dilations=list(d), group=group)
+                       dilations=list(d), group=group, **pad_attr)
 
     def relu(self, x: str | None = None, name: str | None = None) -> str:
         return self.op("Relu", [x or self.cur], name)
@@ -235,6 +240,19 @@ def assert_rel_close(got: np.ndarray, want: np.ndarray, tol: float = REL_TOL,
     return rel
 
 
+def check_logits(model: onnx.ModelProto, x: np.ndarray, logits: np.ndarray) -> None:
+    """The explainer's ``logits`` equal the model's own onnxruntime output (1e-5); when the
+    model ends in Softmax/LogSoftmax, the logits are its input, so (log-)softmax them first."""
+    want = run_model(model, x)
+    last = next((n for n in model.graph.node if model.graph.output[0].name in n.output), None)
+    got = np.asarray(logits, np.float64)
+    if last is not None and last.op_type in ("Softmax", "LogSoftmax"):
+        got = got - got.max(axis=1, keepdims=True)
+        log_p = got - np.log(np.exp(got).sum(axis=1, keepdims=True))
+        got = log_p if last.op_type == "LogSoftmax" else np.exp(log_p)
+    np.testing.assert_allclose(got, want, rtol=LOGIT_TOL, atol=LOGIT_TOL)
+
+
 @dataclass
 class Compared:
     """What one comparison produced (for further assertions in the tests)."""
@@ -255,8 +273,7 @@ def compare_with_reference(model: onnx.ModelProto, x: np.ndarray, *,
                                            add_rule=add_rule,  # type: ignore[arg-type]
                                            expose_gradient=True)
     out = explain(explainer, x, target)
-    logits = run_model(model, x)
-    np.testing.assert_allclose(out["logits"], logits, rtol=LOGIT_TOL, atol=LOGIT_TOL)
+    check_logits(model, x, out["logits"])
     ref_target = None if target is None else np.asarray(target)
     ones = [  # one reference call per sample: explicit targets may differ
         ae_torch.reference_explain(

@@ -124,3 +124,17 @@ def test_lookup_by_opset_range() -> None:
         registry.lookup("LSTM", 17)
     with pytest.raises(registry.RuleNotFound):
         registry.lookup("MaxPool", 1)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_head_explains_the_logits(op: str) -> None:
+    """A model ending in (Log)Softmax: the explainer differentiates and returns its input."""
+    plain = small_cnn()
+    with_softmax = small_cnn()
+    with_softmax.graph.node[-1].output[0] = "scores"
+    with_softmax.graph.node.append(onnx.helper.make_node(op, ["scores"], ["out"], axis=1))
+    x = np.random.default_rng(1).normal(size=(2, 3, 8, 8)).astype(np.float32)
+    a = aeq_onnx.Explainer(plain, device="cpu").explain(x)
+    b = aeq_onnx.Explainer(with_softmax, device="cpu").explain(x)
+    np.testing.assert_allclose(a.logits, b.logits, rtol=1e-6)
+    np.testing.assert_allclose(a.relevance, b.relevance, rtol=1e-6)

@@ -14,16 +14,19 @@ from aeq_onnx.converters import (
     infer_shapes,
     opset,
     strip_identity,
+    weight_inputs,
 )
-from aeq_onnx.converters._graph_utils import first_line
+from aeq_onnx.converters._graph_utils import one_line
 from aeq_onnx.errors import ConversionError
 
 Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 
-# Order matters: shapes feed constant folding; folding exposes Pad/BN constants to their passes;
+# Order matters: weights listed as inputs (IR < 4) become plain constants first; shapes
+# feed constant folding; folding exposes Pad/BN constants to their passes;
 # the second fold removes the constants those passes left behind; the final inference annotates
 # the canonical graph for the compiler.
 PIPELINE: list[Pass] = [
+    weight_inputs.run,
     opset.run,
     infer_shapes.run,
     fold_constants.run,
@@ -42,5 +45,5 @@ def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        raise ConversionError(f"canonicalised model is invalid: {first_line(exc)}") from exc
+        raise ConversionError(f"canonicalised model is invalid: {one_line(exc)}") from exc
     return model

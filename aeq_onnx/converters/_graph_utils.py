@@ -21,7 +21,7 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def first_line(exc: BaseException, limit: int = 300) -> str:
+def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception message on one line (its lines joined), cut at `limit` characters."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     text = text or type(exc).__name__
@@ -49,6 +49,11 @@ def set_ir_version(model: onnx.ModelProto) -> onnx.ModelProto:
     """Set the smallest IR version that supports the model's opsets and element types."""
     opsets = [onnx.helper.make_opsetid(o.domain, o.version) for o in model.opset_import]
     ir = onnx.helper.find_min_ir_version_for(opsets, ignore_unknown=True)
+    if model.functions:
+        ir = max(ir, 8)  # model-local functions
+    inputs = {i.name for i in model.graph.input}
+    if any(t.name not in inputs for t in model.graph.initializer):
+        ir = max(ir, 4)  # IR 3 requires every initializer to be a graph input too
     for dtype in _graph_dtypes(model.graph):
         ir = max(ir, _IR_FOR_DTYPE.get(dtype, ir))
     model.ir_version = ir

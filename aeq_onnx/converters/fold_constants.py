@@ -235,11 +235,19 @@ def _run_node(
 
 
 def _tensor_infos(model: onnx.ModelProto) -> dict[str, _TensorInfo]:
-    """Element type and dims of every tensor shape inference can type (best effort)."""
+    """Element type and dims of every tensor, inferred afresh from the graph inputs (best effort).
+
+    Stored value_info and declared output shapes are dropped first: a stale static batch there
+    must never be folded into a constant.
+    """
+    fresh = copy_model(model)
+    del fresh.graph.value_info[:]
+    for output in fresh.graph.output:
+        output.type.tensor_type.ClearField("shape")
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(fresh, data_prop=True)
     except Exception:  # inference is only a hint here; the strict pass reports real problems
-        inferred = model
+        inferred = fresh
     graph = inferred.graph
     infos = {t.name: _TensorInfo(t.data_type, list(t.dims)) for t in graph.initializer}
     for value in (*graph.input, *graph.value_info, *graph.output):

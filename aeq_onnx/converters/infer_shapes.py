@@ -7,7 +7,7 @@ import onnx.shape_inference
 
 from aeq_onnx.converters._graph_utils import (
     copy_model,
-    first_line,
+    one_line,
     prune_value_info,
     set_ir_version,
 )
@@ -19,9 +19,7 @@ def run(model: onnx.ModelProto) -> onnx.ModelProto:
     cleaned = copy_model(model)
     prune_value_info(cleaned.graph)  # drop value_info of tensors earlier passes removed
     try:
-        inferred = onnx.shape_inference.infer_shapes(
-            cleaned, check_type=True, strict_mode=True, data_prop=True
-        )
+        inferred = onnx.shape_inference.infer_shapes(cleaned, strict_mode=True, data_prop=True)
     except Exception as exc:  # InferenceError, ValidationError, RuntimeError from the C++ side
-        raise ConversionError(f"shape inference failed: {first_line(exc)}") from exc
+        raise ConversionError(f"shape inference failed: {one_line(exc)}") from exc
     return set_ir_version(inferred)

@@ -8,7 +8,7 @@ import onnx.version_converter
 from aeq_onnx.converters._graph_utils import (
     copy_model,
     default_opset,
-    first_line,
+    one_line,
     set_ir_version,
 )
 from aeq_onnx.errors import ConversionError
@@ -26,6 +26,6 @@ def run(model: onnx.ModelProto) -> onnx.ModelProto:
     except Exception as exc:  # the C++ converter raises several unrelated types
         raise ConversionError(
             f"cannot convert the model from opset {current} to opset {TARGET_OPSET}: "
-            f"{first_line(exc)}"
+            f"{one_line(exc)}"
         ) from exc
     return set_ir_version(converted)

@@ -217,3 +217,14 @@ def test_torch_flatten_folds_all_but_the_batch(same_outputs, ops, flatten) -> No
     assert _picked_from_shape(folded) == [[0]]
     assert folded.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
     same_outputs(model, folded, batches=(1, 4))
+
+
+def test_stale_static_value_info_does_not_fix_the_batch(build, ops) -> None:
+    """value_info claiming a batch of 1 is ignored: Shape of a batch-N tensor is not folded."""
+    graph = """g (float[N, 3] x) => (float[N, 3] y) <float[1, 3] r> {
+          r = Relu(x)
+          s = Shape(r)
+          y = Reshape(r, s)
+        }"""
+    model = build(HEAD + graph)
+    assert ops(fold_constants.run(model)) == ["Relu", "Shape", "Reshape"]

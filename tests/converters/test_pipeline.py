@@ -18,6 +18,7 @@ from aeq_onnx.converters import (
     infer_shapes,
     opset,
     strip_identity,
+    weight_inputs,
 )
 from aeq_onnx.converters._graph_utils import default_opset
 
@@ -25,9 +26,10 @@ GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
 
 
 def test_pipeline_order() -> None:
-    """Opset first, shapes before folding, folding before Pad/BN, a second fold, shapes last."""
+    """Weight inputs, then opset, shapes before folding, folding before Pad/BN, shapes last."""
     pipeline = converters.PIPELINE
     assert pipeline == [
+        weight_inputs.run,
         opset.run,
         infer_shapes.run,
         fold_constants.run,

@@ -1,0 +1,183 @@
+"""Conv rules, explainer vs torch reference: bounded z^B for the first conv (spec 4.3), the
+equilibrium rule for hidden convs (4.1, ratios 1 / 1.5 / 2), the pointwise rule for 1×1 kernels
+(4.2), and the Conv VJP when the conv lies above the split (head).
+
+Every case compiles a tiny model, runs a batch of 2 and compares ``relevance``,
+``initial_relevance`` and ``split_gradient`` with ``ae_torch`` (1e-4 of max) and the logits with
+the model's own onnxruntime output (1e-5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+try:
+    from tests.helpers import Net, compare_with_reference, random_input
+except ModuleNotFoundError:
+    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+
+CIN = 4
+SIZE = 12
+
+
+@dataclass(frozen=True)
+class Geom:
+    """One Conv geometry; ``group`` 'dw' is depthwise (group = input channels)."""
+
+    kernel: tuple[int, int] = (3, 3)
+    stride: int = 1
+    pads: int | tuple[int, int, int, int] = 1
+    dilation: int = 1
+    group: int | str = 1
+    bias: bool = True
+    cout: int = 8
+    auto_pad: str | None = None
+
+    def add(self, net: Net) -> str:
+        cin = net.shape()[0]
+        group = cin if self.group == "dw" else int(self.group)
+        return net.conv(self.cout, self.kernel, stride=self.stride, pads=self.pads,
+                        dilation=self.dilation, group=group, bias=self.bias,
+                        auto_pad=self.auto_pad)
+
+
+def geom(case_id: str, **kw: object) -> pytest.param:
+    return pytest.param(Geom(**kw), id=case_id)  # type: ignore[arg-type]
+
+
+K3 = (3, 3)
+K53 = (5, 3)
+ASYM = (0, 1, 1, 0)
+
+# Spatial kernels (rule 4.1 when hidden): one axis at a time from k3-s1-p1, then combinations.
+SPATIAL = [
+    geom("k3-s1-p1"),
+    geom("k3-p0", pads=0),
+    geom("k3-pasym", pads=ASYM),
+    geom("k3-s2-p1", stride=2),
+    geom("k3-s2-p0", stride=2, pads=0),
+    geom("k3-d2-p1", dilation=2),
+    geom("k3-d2-p2", dilation=2, pads=2),
+    geom("k3-g2", group=2),
+    geom("k3-dw", group="dw"),
+    geom("k3-dw-cout4", group="dw", cout=4),
+    geom("k3-nobias", bias=False),
+    geom("k1x3-p1", kernel=(1, 3)),
+    geom("k5x3-p1", kernel=K53),
+    geom("k5x3-p0", kernel=K53, pads=0),
+    geom("k5x3-s2-pasym", kernel=K53, stride=2, pads=ASYM),
+    geom("k5x3-d2-p0", kernel=K53, dilation=2, pads=0),
+    geom("k5x3-s2-d2-dw-p1", kernel=K53, stride=2, dilation=2, group="dw"),
+    geom("k3-s2-pasym-g2-nobias", stride=2, pads=ASYM, group=2, bias=False),
+    geom("k3-s2-d2-pasym", stride=2, dilation=2, pads=ASYM),
+    geom("k3-same-upper-s2", stride=2, auto_pad="SAME_UPPER"),
+    geom("k3-same-lower-s2", stride=2, auto_pad="SAME_LOWER"),
+    geom("k3-valid", auto_pad="VALID"),
+]
+
+def pick(*ids: str) -> list:
+    """Some of the cases above, by id."""
+    return [p for p in SPATIAL + POINTWISE if p.id in ids]
+
+
+def one(case_id: str) -> Geom:
+    return next(p.values[0] for p in SPATIAL + POINTWISE if p.id == case_id)
+
+
+# 1×1 kernels (rule 4.2 when hidden).
+POINTWISE = [
+    geom("k1-p0", kernel=(1, 1), pads=0),
+    geom("k1-s2", kernel=(1, 1), pads=0, stride=2),
+    geom("k1-p1", kernel=(1, 1), pads=1),
+    geom("k1-pasym", kernel=(1, 1), pads=ASYM),
+    geom("k1-g2", kernel=(1, 1), pads=0, group=2),
+    geom("k1-dw", kernel=(1, 1), pads=0, group="dw"),
+    geom("k1-nobias", kernel=(1, 1), pads=0, bias=False),
+]
+
+
+def first_conv_model(g: Geom, seed: int = 0) -> Net:
+    """input → Conv(g) → Relu → Conv3×3 → Relu → head."""
+    net = Net((CIN, SIZE, SIZE), seed=seed)
+    g.add(net)
+    net.relu()
+    net.conv(6, 3, pads=1)
+    net.relu(name="last_relu")
+    return net
+
+
+def hidden_conv_model(g: Geom, seed: int = 0) -> Net:
+    """input → Conv3×3 → Relu (``early``) → Conv(g) → Relu → Conv3×3 → Relu → head."""
+    net = Net((CIN, SIZE, SIZE), seed=seed)
+    net.conv(CIN, 3, pads=1)
+    net.relu(name="early")
+    g.add(net)
+    net.relu()
+    net.conv(6, 3, pads=1)
+    net.relu(name="last_relu")
+    return net
+
+
+@pytest.mark.parametrize("g", SPATIAL + POINTWISE)
+def test_first_conv_bounded_rule(g: Geom) -> None:
+    """Rule 4.3 on the conv fed by the model input, for every geometry."""
+    model = first_conv_model(g).head()
+    compare_with_reference(model, random_input((CIN, SIZE, SIZE)))
+
+
+@pytest.mark.parametrize("g", SPATIAL)
+def test_hidden_conv_equilibrium_rule(g: Geom) -> None:
+    """Rule 4.1 (r = 2) on a hidden conv with a kernel larger than 1×1."""
+    model = hidden_conv_model(g).head()
+    compare_with_reference(model, random_input((CIN, SIZE, SIZE)), ratio=2.0)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.5, 2.0], ids=lambda r: f"r{r}")
+@pytest.mark.parametrize("g", pick("k3-s1-p1", "k3-pasym", "k3-dw", "k5x3-d2-p0"))
+def test_hidden_conv_ratios(g: Geom, ratio: float) -> None:
+    """Rule 4.1 for ratios 1, 1.5, 2 (the shifted positive term scales with r)."""
+    model = hidden_conv_model(g, seed=3).head()
+    compare_with_reference(model, random_input((CIN, SIZE, SIZE), seed=4), ratio=ratio)
+
+
+@pytest.mark.parametrize("g", POINTWISE)
+@pytest.mark.parametrize("ratio", [1.0, 2.0], ids=lambda r: f"r{r}")
+def test_hidden_conv_pointwise_rule(g: Geom, ratio: float) -> None:
+    """Rule 4.2 on a hidden 1×1 conv (no ratio, no shift: the ratio must not matter)."""
+    model = hidden_conv_model(g).head()
+    got = compare_with_reference(model, random_input((CIN, SIZE, SIZE)), ratio=ratio)
+    assert got.outputs["relevance"].shape == (2, CIN, SIZE, SIZE)
+
+
+@pytest.mark.parametrize("g", SPATIAL + POINTWISE)
+def test_conv_above_split_vjp(g: Geom) -> None:
+    """The conv under test lies in the head: only its VJP is used (``split_gradient``, R0)."""
+    model = hidden_conv_model(g).head()
+    compare_with_reference(model, random_input((CIN, SIZE, SIZE)), layer="early")
+
+
+@pytest.mark.parametrize("target", [[0, 0], [4, 2], [1, 3]], ids=str)
+def test_explicit_targets(target: list[int]) -> None:
+    """Targets other than the top-1, different per sample."""
+    model = hidden_conv_model(one("k3-s2-p1"), seed=5).head()
+    compare_with_reference(model, random_input((CIN, SIZE, SIZE), seed=6), target=target)
+
+
+def test_deep_chain_mixed_rules() -> None:
+    """Bounded, equilibrium and pointwise rules in one chain, ratio 1.5, split at a middle
+    layer named by the user."""
+    net = Net((3, 16, 16), seed=7)
+    net.conv(6, 5, stride=2, pads=2)
+    net.relu()
+    net.conv(8, 3, pads=1, group=2)
+    net.relu()
+    net.conv(8, 1, pads=0)
+    net.relu(name="mid")
+    net.conv(8, 3, pads=ASYM, dilation=2)
+    net.relu()
+    model = net.head()
+    x = random_input((3, 16, 16), seed=8)
+    compare_with_reference(model, x, ratio=1.5)
+    compare_with_reference(model, x, ratio=1.5, layer="mid")
