@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import onnx
 from onnx import TensorProto, helper
 
@@ -26,7 +28,7 @@ def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
 
 
 def free_reserved_names(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose internal tensors no longer use the explainer's reserved names."""
+    """Rename (in place) internal tensors that use the explainer's reserved names."""
     inputs = {i.name for i in model.graph.input}
     clash = sorted(inputs.intersection(RESERVED) - {i.name for i in model.graph.initializer})
     if clash:
@@ -35,11 +37,9 @@ def free_reserved_names(model: onnx.ModelProto) -> onnx.ModelProto:
         )
     names = {n for node in model.graph.node for n in node.output} | {
         t.name for t in model.graph.initializer}
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
     for name in sorted(names.intersection(RESERVED)):
-        _rename(out, name, f"{name}__model")
-    return out
+        _rename(model, name, f"{name}__model")
+    return model
 
 
 def _value_info(ctx: EmitContext, name: str, source: str, elem: int) -> onnx.ValueInfoProto:
@@ -59,30 +59,51 @@ def _prune(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodePro
     return kept[::-1]
 
 
+def _replace(field: Any, items: list[Any]) -> None:
+    del field[:]
+    field.extend(items)
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    """Delete, in place, initializers that no node reads (no copy of the others)."""
+    used = {i for node in graph.node for i in node.input}
+    for index in reversed(range(len(graph.initializer))):
+        if graph.initializer[index].name not in used:
+            del graph.initializer[index]
+
+
 def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict[str, str],
              extra_outputs: tuple[str, ...] = ()) -> onnx.ModelProto:
-    """The explainer model: the forward pass, the emitted chains and the contract's I/O."""
-    source = ctx.view.model
+    """The explainer: the compiler's canonical model rewritten in place (weights never copied)
+    with the emitted chains, the contract's inputs and outputs, and the metadata."""
+    model = ctx.view.model
+    graph = model.graph
     names = (*OUTPUTS, *extra_outputs)
     sources = {"logits": plan.logits, "target_class": None, "relevance": plan.input,
                "initial_relevance": plan.split, "split_gradient": plan.split}
-    nodes = list(source.graph.node) + ctx.em.nodes
-    nodes += [helper.make_node("Identity", [flows[n]], [n], name=f"aeq/out/{n}") for n in names]
     batch = ctx.view.shape(plan.input)[0]  # type: ignore[index]
     outputs = [
         helper.make_tensor_value_info(n, TensorProto.INT64, [batch]) if sources[n] is None
         else _value_info(ctx, n, sources[n] or "", TensorProto.FLOAT) for n in names
     ]
-    inputs = [i for i in source.graph.input if i.name == plan.input]
+    inputs = [i for i in graph.input if i.name == plan.input]
     inputs.append(helper.make_tensor_value_info("target", TensorProto.INT64, [batch]))
-    kept = _prune(nodes, list(names))
-    used = {i for node in kept for i in node.input}
-    weights = [t for t in (*source.graph.initializer, *ctx.em.initializers) if t.name in used]
-    graph = helper.make_graph(kept, "aeq_explainer", inputs, outputs, initializer=weights)
+    nodes = [*graph.node, *ctx.em.nodes, *(
+        helper.make_node("Identity", [flows[n]], [n], name=f"aeq/out/{n}") for n in names)]
+    _replace(graph.node, _prune(nodes, list(names)))
+    _replace(graph.input, inputs)
+    _replace(graph.output, outputs)
+    graph.initializer.extend(ctx.em.initializers)
+    _drop_unused_initializers(graph)
+    live = {o for node in graph.node for o in node.output}
+    _replace(graph.value_info, [v for v in graph.value_info if v.name in live])
+    graph.name = "aeq_explainer"
     opsets = [helper.make_opsetid("", ctx.em.opset)] + [
-        o for o in source.opset_import if o.domain not in ("", "ai.onnx")]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="aeq_onnx")
+        o for o in model.opset_import if o.domain not in ("", "ai.onnx")]
+    _replace(model.opset_import, opsets)
+    model.producer_name, model.producer_version = "aeq_onnx", metadata.get("version", "")
     model.ir_version = max(7, helper.find_min_ir_version_for(list(opsets), True))
+    _replace(model.metadata_props, [])
     for key, value in metadata.items():
         model.metadata_props.add(key=META_PREFIX + key, value=value)
     return model

@@ -12,14 +12,14 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from aeq_onnx import __version__, emit
+from aeq_onnx import __version__, emit, protos
 from aeq_onnx.assemble import assemble, free_reserved_names
 from aeq_onnx.converters import canonicalize
 from aeq_onnx.errors import LayerError, UnsupportedOpError
 from aeq_onnx.graph import GraphView
 from aeq_onnx.loading import load_model
 from aeq_onnx.methods import AddRule, Method
-from aeq_onnx.planning import Plan, make_plan
+from aeq_onnx.planning import Plan, make_plan, resolve_layer
 from aeq_onnx.rules import registry
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule
 
@@ -139,9 +139,13 @@ def build_context(model: onnx.ModelProto, method: Method) -> EmitContext:
 
 
 def compile_chains(model: onnx.ModelProto, method: Method, layer: str | None = None,
-                   output: str | None = None) -> tuple[EmitContext, Plan, dict[str, str]]:
-    """Plan, check and emit everything for a canonical model (shapes inferred)."""
+                   output: str | None = None, original: onnx.ModelProto | None = None,
+                   ) -> tuple[EmitContext, Plan, dict[str, str]]:
+    """Plan, check and emit everything for a canonical model (shapes inferred); ``layer``
+    may name a tensor of the ``original`` model that canonicalisation renamed away."""
     ctx = build_context(model, method)
+    if layer is not None and original is not None:
+        layer = resolve_layer(original, ctx.view, layer)
     plan = make_plan(ctx.view, layer, output)
     ctx.input_layers = set(plan.input_layers)
     check_supported(ctx, plan)
@@ -166,7 +170,7 @@ def compile_explainer(
     method = Method(ratio=ratio, add_rule=add_rule)
     loaded = load_model(model)
     canonical = free_reserved_names(canonicalize(loaded.model))
-    ctx, plan, flows = compile_chains(canonical, method, layer, output)
+    ctx, plan, flows = compile_chains(canonical, method, layer, output, loaded.model)
     metadata = {
         "method": method.name, "ratio": f"{ratio:g}", "add_rule": add_rule,
         "split": plan.split, "input": plan.input, "version": __version__,
@@ -174,5 +178,5 @@ def compile_explainer(
     }
     extra = ("split_gradient",) if expose_gradient else ()
     explainer = assemble(ctx, plan, flows, metadata, extra)
-    onnx.checker.check_model(explainer, full_check=True)
+    protos.check(explainer, full=True)
     return explainer

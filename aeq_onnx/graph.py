@@ -117,8 +117,10 @@ class GraphView:
                 stack.extend(node.inputs[i].name for i in self.data_edges(node))
         return seen
 
-    def layer_counts(self, start: str) -> dict[str, int]:
-        """For every tensor downstream of ``start``: the fewest LINEAR_OPS on a path from it."""
+    def layer_counts(self, start: str, longest: bool = False) -> dict[str, int]:
+        """For every tensor downstream of ``start``: the fewest (or most) LINEAR_OPS on a path
+        from it."""
+        pick = max if longest else min
         counts = {start: 0}
         begin = self.producer(start)
         first = self.position(begin) + 1 if begin is not None else 0
@@ -127,7 +129,7 @@ class GraphView:
             reached = [counts[n] for n in names if n in counts]
             if not reached:
                 continue
-            value = min(reached) + (1 if node.op in LINEAR_OPS else 0)
+            value = pick(reached) + (1 if node.op in LINEAR_OPS else 0)
             for t in node.outputs:
                 counts[t.name] = value
         return counts

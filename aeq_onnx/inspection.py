@@ -13,7 +13,7 @@ from aeq_onnx.compiler import build_context, unsupported_nodes
 from aeq_onnx.converters import canonicalize
 from aeq_onnx.loading import load_model
 from aeq_onnx.methods import AddRule, Method
-from aeq_onnx.planning import make_plan
+from aeq_onnx.planning import make_plan, resolve_layer
 from aeq_onnx.rules import registry
 
 
@@ -55,9 +55,11 @@ def inspect_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto, *,
                   ratio: float = 2.0, layer: str | None = None,
                   add_rule: AddRule = "residual", output: str | None = None) -> Inspection:
     """Plan the explainer for ``model`` and report the rule chosen for every node."""
-    canonical = free_reserved_names(canonicalize(load_model(model).model))
+    original = load_model(model).model
+    canonical = free_reserved_names(canonicalize(original))
     ctx = build_context(canonical, Method(ratio=ratio, add_rule=add_rule))
-    plan = make_plan(ctx.view, layer, output)
+    plan = make_plan(ctx.view, None if layer is None else resolve_layer(original, ctx.view, layer),
+                     output)
     ctx.input_layers = set(plan.input_layers)
     report = Inspection(plan.split, plan.logits, ctx.view.opset,
                         unsupported=unsupported_nodes(ctx, plan))

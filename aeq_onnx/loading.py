@@ -15,9 +15,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
+from aeq_onnx import protos
 from aeq_onnx.errors import ModelLoadError
 
-_PROTO_LIMIT = 2**31 - 1  # protobuf cannot serialise (or check in memory) a larger model
 _LENGTH_DELIMITED = {
     FieldDescriptor.TYPE_STRING,
     FieldDescriptor.TYPE_BYTES,
@@ -214,9 +214,8 @@ def _check_io(model: onnx.ModelProto, label: str) -> None:
 
 def _check(model: onnx.ModelProto, label: str, path: Path | None) -> None:
     """Run onnx's checker (on the file when the model is too large to check in memory)."""
-    too_large = model.ByteSize() > _PROTO_LIMIT
     try:
-        onnx.checker.check_model(str(path) if too_large and path else model)
+        protos.check(model)
     except (onnx.checker.ValidationError, ValueError, OSError) as exc:
         raise ModelLoadError(f"{label} fails the ONNX checker: {_one_line(exc)}") from exc
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import onnx
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.errors import LayerError, UnsupportedModelError
@@ -121,6 +122,26 @@ def _input_layers(view: GraphView, model_input: str, body: list[gs.Node]) -> fro
     return frozenset(
         n.outputs[0].name for n in body if n.op == "Conv" and counts.get(n.inputs[0].name) == 0
     )
+
+
+def resolve_layer(original: onnx.ModelProto, view: GraphView, layer: str) -> str:
+    """The canonical tensor holding the values of the user's ``layer`` of the original model.
+
+    Canonicalisation removes Identity/Dropout outputs (their input holds the same values) and
+    Conv outputs whose BatchNormalization was folded in (those values no longer exist).
+    """
+    writers = {o: n for n in original.graph.node for o in n.output}
+    name = layer
+    while name not in view.tensors and name in writers and writers[name].op_type in (
+            "Identity", "Dropout"):
+        name = writers[name].input[0]
+    if name in view.tensors:
+        return name
+    if layer in writers:
+        raise LayerError(f"layer '{layer}' was folded away before compiling (e.g. a Conv output "
+                         "whose BatchNormalization was folded into the Conv): name the tensor "
+                         "after the fold")
+    raise LayerError(f"layer '{layer}' is not a tensor of the model")
 
 
 def make_plan(view: GraphView, layer: str | None = None, output: str | None = None) -> Plan:

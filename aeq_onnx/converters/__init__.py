@@ -7,6 +7,7 @@ from collections.abc import Callable
 import onnx
 import onnx.checker
 
+from aeq_onnx import protos
 from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
@@ -43,7 +44,7 @@ def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     for step in PIPELINE:
         model = step(model)
     try:
-        onnx.checker.check_model(model)
+        protos.check(model)
     except (onnx.checker.ValidationError, ValueError) as exc:
         raise ConversionError(f"canonicalised model is invalid: {one_line(exc)}") from exc
     return model

@@ -21,6 +21,11 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
+def has_op(model: onnx.ModelProto, *op_types: str) -> bool:
+    """True when the main graph holds a default-domain node of one of ``op_types``."""
+    return any(n.op_type in op_types and n.domain in DEFAULT_DOMAINS for n in model.graph.node)
+
+
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception message on one line (its lines joined), cut at `limit` characters."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -47,6 +52,12 @@ def _graph_dtypes(graph: onnx.GraphProto) -> Iterator[int]:
 
 def set_ir_version(model: onnx.ModelProto) -> onnx.ModelProto:
     """Set the smallest IR version that supports the model's opsets and element types."""
+    model.ir_version = min_ir_version(model)
+    return model
+
+
+def min_ir_version(model: onnx.ModelProto) -> int:
+    """The smallest IR version that supports the model's opsets and element types."""
     opsets = [onnx.helper.make_opsetid(o.domain, o.version) for o in model.opset_import]
     ir = onnx.helper.find_min_ir_version_for(opsets, ignore_unknown=True)
     if model.functions:
@@ -56,8 +67,7 @@ def set_ir_version(model: onnx.ModelProto) -> onnx.ModelProto:
         ir = max(ir, 4)  # IR 3 requires every initializer to be a graph input too
     for dtype in _graph_dtypes(model.graph):
         ir = max(ir, _IR_FOR_DTYPE.get(dtype, ir))
-    model.ir_version = ir
-    return model
+    return ir
 
 
 def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:

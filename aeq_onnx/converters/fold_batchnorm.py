@@ -13,6 +13,7 @@ from aeq_onnx.converters._graph_utils import (
     attr_int,
     consumers,
     copy_model,
+    has_op,
     producers,
     prune,
     set_ir_version,
@@ -22,6 +23,8 @@ from aeq_onnx.converters._graph_utils import (
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold Conv→BatchNormalization into one Conv (new weight and bias) so BN needs no rule."""
+    if not has_op(model, "BatchNormalization"):
+        return model
     model = copy_model(model)
     graph = model.graph
     consts = ConstantLookup(graph)

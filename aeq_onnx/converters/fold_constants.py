@@ -11,6 +11,7 @@ import onnx.shape_inference
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from aeq_onnx import protos
 from aeq_onnx.converters._graph_utils import (
     DEFAULT_DOMAINS,
     attr_int,
@@ -46,6 +47,8 @@ class _TensorInfo:
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
     """Replace compile-time-known values (constants, static shapes, shape math) by initializers."""
+    if not _may_fold(model.graph):
+        return model
     model = copy_model(model)
     for _ in range(_MAX_ROUNDS):
         if not _Folder(model).fold_all():
@@ -53,6 +56,16 @@ def run(model: onnx.ModelProto) -> onnx.ModelProto:
     _remove_dead_nodes(model.graph)
     prune(model.graph)
     return set_ir_version(model)
+
+
+def _may_fold(graph: onnx.GraphProto) -> bool:
+    """Cheap test: a Constant or Shape node, or a node whose inputs are all initializers."""
+    weights = {t.name for t in graph.initializer}
+    return any(
+        node.op_type in ("Constant", "Shape")
+        or (node.input and all(not name or name in weights for name in node.input))
+        for node in graph.node
+    )
 
 
 class _Folder:
@@ -240,7 +253,7 @@ def _tensor_infos(model: onnx.ModelProto) -> dict[str, _TensorInfo]:
     Stored value_info and declared output shapes are dropped first: a stale static batch there
     must never be folded into a constant.
     """
-    fresh = copy_model(model)
+    fresh = protos.skeleton(model)
     del fresh.graph.value_info[:]
     for output in fresh.graph.output:
         output.type.tensor_type.ClearField("shape")

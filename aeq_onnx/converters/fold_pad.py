@@ -13,6 +13,7 @@ from aeq_onnx.converters._graph_utils import (
     attr_str,
     consumers,
     copy_model,
+    has_op,
     prune,
     set_ir_version,
 )
@@ -22,6 +23,8 @@ _RANK = 4  # NCHW: only 2-D convolutions take the pads
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold a zero, spatial-only Pad into its Conv readers' pads so one Conv holds all padding."""
+    if not has_op(model, "Pad"):
+        return model
     model = copy_model(model)
     graph = model.graph
     consts = ConstantLookup(graph)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx
 import onnx.shape_inference
 
+from aeq_onnx import protos
 from aeq_onnx.converters._graph_utils import (
     copy_model,
     one_line,
@@ -19,7 +20,7 @@ def run(model: onnx.ModelProto) -> onnx.ModelProto:
     cleaned = copy_model(model)
     prune_value_info(cleaned.graph)  # drop value_info of tensors earlier passes removed
     try:
-        inferred = onnx.shape_inference.infer_shapes(cleaned, strict_mode=True, data_prop=True)
+        inferred = protos.infer_shapes(cleaned, strict=True, data_prop=True, inplace=True)
     except Exception as exc:  # InferenceError, ValidationError, RuntimeError from the C++ side
         raise ConversionError(f"shape inference failed: {one_line(exc)}") from exc
     return set_ir_version(inferred)

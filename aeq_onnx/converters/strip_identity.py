@@ -10,6 +10,7 @@ from aeq_onnx.converters._graph_utils import (
     ConstantLookup,
     attr_int,
     copy_model,
+    has_op,
     producers,
     prune_value_info,
     rename_uses,
@@ -20,6 +21,8 @@ from aeq_onnx.converters._graph_utils import (
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
     """Remove Identity/Dropout (output = input at inference) by rewiring; output names stay."""
+    if not has_op(model, "Identity", "Dropout"):
+        return model
     model = copy_model(model)
     graph = model.graph
     used = used_names(graph)

@@ -44,11 +44,6 @@ class ConvMap:
     def bwd(self, s: str, w: str) -> str:
         return conv_t(self.em, s, w, self.geom)
 
-    def fwd_ones(self, w: str) -> str:
-        channels = self.w.shape[1] * self.geom.group
-        ones = np.ones((1, channels, *self.geom.in_spatial), np.float32)
-        return conv(self.em, self.em.const(ones, f"{self.hint}_ones"), w, self.geom, "conv_ones")
-
 
 def conv_map(ctx: EmitContext, node: gs.Node) -> ConvMap:
     """The :class:`ConvMap` of a Conv node with a constant weight."""

@@ -27,7 +27,6 @@ class DenseMap:
     rank_in: int
     hint: str
     _names: dict[str, str] = field(default_factory=dict)
-    _transposed: dict[str, str] = field(default_factory=dict)
 
     @property
     def rank_out(self) -> int:
@@ -36,20 +35,22 @@ class DenseMap:
     def weight(self, kind: WeightKind) -> str:
         if kind not in self._names:
             value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
-            name = self.em.const(value, f"{self.hint}_W{kind}")
-            self._names[kind] = name
-            self._transposed[name] = self.em.const(value.T.copy(), f"{self.hint}_W{kind}T")
+            self._names[kind] = self.em.const(value, f"{self.hint}_W{kind}")
         return self._names[kind]
 
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("MatMul", [x, w], "dense")
 
     def bwd(self, s: str, w: str) -> str:
-        return self.em.op("MatMul", [s, self._transposed[w]], "denseT")
+        return times_transposed(self.em, s, w, self.rank_in)
 
-    def fwd_ones(self, w: str) -> str:
-        ones = np.ones((1, self.w.shape[0]), np.float32)
-        return self.fwd(self.em.const(ones, f"{self.hint}_ones"), w)
+
+def times_transposed(em: Emitter, s: str, w: str, rank: int, alpha: float = 1.0) -> str:
+    """``alpha · s @ w^T`` without storing a transposed copy of ``w``."""
+    if rank == 2:
+        return em.op("Gemm", [s, w], "dense_T", alpha=alpha, transB=1)
+    product = em.op("MatMul", [s, em.op("Transpose", [w], "W_T")], "dense_T")
+    return product if alpha == 1.0 else em.op("Mul", [product, em.const(alpha)], "dense_T")
 
 
 def _gemm_weight(ctx: EmitContext, node: gs.Node) -> np.ndarray:
@@ -73,9 +74,14 @@ class _Dense(OpRule):
         return DenseMap(ctx.em, self.weight(ctx, node), rank, node.outputs[0].name)
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
-        w = self.weight(ctx, node) * float(node.attrs.get("alpha", 1.0))
-        wt = ctx.em.const(w.T.astype(np.float32).copy(), "WT")
-        return {0: ctx.em.op("MatMul", [single(grad), wt], "dense_vjp")}
+        """``dA = alpha · g @ W^T``, reading the node's own weight initializer."""
+        alpha = float(node.attrs.get("alpha", 1.0))
+        if node.op == "Gemm":
+            flip = 1 - int(node.attrs.get("transB", 0))
+            return {0: ctx.em.op("Gemm", [single(grad), node.inputs[1].name], "gemm_vjp",
+                                 alpha=alpha, transB=flip)}
+        rank = ctx.view.rank(node.inputs[0].name)
+        return {0: times_transposed(ctx.em, single(grad), node.inputs[1].name, rank, alpha)}
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         return {0: equilibrium.pointwise(ctx.em, self.dense(ctx, node), node.inputs[0].name,

@@ -31,12 +31,13 @@ def share_split(em: Emitter, a: str, b: str, y: str, r: str, rank: int) -> tuple
 
 
 def shortcut_index(ctx: EmitContext, node: gs.Node) -> int | None:
-    """The operand on the path with fewer Conv/Gemm/MatMul from the fork (None if equal)."""
+    """The operand whose longest path from the fork holds fewer Conv/Gemm/MatMul (None if
+    equal): the shortcut of a residual join, even when a branch itself contains a join."""
     a, b = node.inputs[0].name, node.inputs[1].name
     fork = ctx.view.fork(a, b)
     if fork is None:
         return None
-    counts = ctx.view.layer_counts(fork)
+    counts = ctx.view.layer_counts(fork, longest=True)
     ca, cb = counts.get(a), counts.get(b)
     if ca is None or cb is None or ca == cb:
         return None

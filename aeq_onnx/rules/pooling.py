@@ -136,3 +136,52 @@ class GlobalAveragePoolRule(_Pool):
             return em.op("Mul", [spread, em.const(1.0 / area)], "gap_vjp")
 
         return pooled, back
+
+
+def reduce_axes(ctx: EmitContext, node: gs.Node) -> list[int] | None:
+    """The reduced axes, non-negative and sorted (None when not a constant)."""
+    rank = ctx.view.rank(node.inputs[0].name)
+    if ctx.view.opset < 18 or node.op not in ("ReduceMean", "ReduceMax", "ReduceSum"):
+        axes = node.attrs.get("axes")
+    elif len(node.inputs) > 1 and node.inputs[1].name:
+        if not ctx.view.is_constant(node.inputs[1].name):
+            return None
+        axes = ctx.view.constant(node.inputs[1].name).tolist()
+    else:
+        axes = None
+    if not axes:
+        empty_is_noop = int(node.attrs.get("noop_with_empty_axes", 0))
+        return [] if empty_is_noop else list(range(rank))
+    return sorted(int(a) % rank for a in axes)
+
+
+@register("ReduceMean")
+class ReduceMeanRule(_Pool):
+    """ReduceMean over non-batch axes: ``VJP(g) = expand(g) / count``."""
+
+    vjp_name = "expand(g)/count"
+
+    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        axes = reduce_axes(ctx, node)
+        if axes is None:
+            return "ReduceMean with non-constant axes"
+        if 0 in axes:
+            return "ReduceMean over the batch axis"
+        return None
+
+    def pool_and_back(self, ctx: EmitContext, node: gs.Node, x: str) -> tuple[str, Back]:
+        em = ctx.em
+        axes = reduce_axes(ctx, node) or []
+        keep = int(node.attrs.get("keepdims", 1))
+        pooled = em.op("ReduceSum", [x, em.ints(axes, "axes")], "reduce_sum", keepdims=keep)
+        dims = ctx.view.static_dims(node.inputs[0].name)
+        count = float(np.prod([dims[a - 1] for a in axes]))
+        pooled = em.op("Mul", [pooled, em.const(1.0 / count)], "reduce_mean")
+
+        def back(g: str) -> str:
+            if not keep:
+                g = em.op("Unsqueeze", [g, em.ints(axes, "axes")], "unsqueeze")
+            spread = em.op("Expand", [g, em.op("Shape", [x], "x_shape")], "mean_expand")
+            return em.op("Mul", [spread, em.const(1.0 / count)], "mean_vjp")
+
+        return pooled, back

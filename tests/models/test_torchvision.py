@@ -22,7 +22,6 @@ if str(ROOT) not in sys.path:  # `fixtures` is a top-level folder, not an instal
     sys.path.insert(0, str(ROOT))
 
 import aeq_onnx  # noqa: E402
-from aeq_onnx.errors import UnsupportedOpError  # noqa: E402
 from fixtures import torchvision_models  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -31,14 +30,8 @@ BATCH = 3
 SIZE = 224
 LOGIT_RTOL = LOGIT_ATOL = 1e-4  # measured: max |Δ| ≤ 3.9e-5 (ResNet-50, |logits| ≤ 112)
 BATCH_TOLERANCE = 1e-5  # of max |R|
-# ResNet-50 from the dynamo exporter ends in ReduceMean(axes=[2, 3], keepdims) where the
-# torchscript export has GlobalAveragePool; aeq_onnx has no rule for ReduceMean yet.
-REDUCE_MEAN = pytest.mark.xfail(raises=UnsupportedOpError, strict=True,
-                                reason="no VJP rule for ReduceMean (dynamo's global pooling)")
-KNOWN_FAILURES = {("resnet50", "dynamo"): [REDUCE_MEAN]}
 CASES = [
-    pytest.param((name, exporter), id=f"{name}-{exporter}",
-                 marks=KNOWN_FAILURES.get((name, exporter), []))
+    pytest.param((name, exporter), id=f"{name}-{exporter}")
     for name in ("vgg16", "resnet50")
     for exporter in ("torchscript", "dynamo")
 ]
@@ -58,11 +51,12 @@ class Case:
 
 def report(request: pytest.FixtureRequest, line: str) -> None:
     """Show ``line`` in the pytest output even when output capturing is on."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
         print(line)
-    else:
-        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        print(line, flush=True)
 
 
 def torch_logits(name: str, batch: np.ndarray) -> np.ndarray:
@@ -84,13 +78,16 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
     start = time.perf_counter()
     proto = aeq_onnx.compile_explainer(path)
     compile_s = time.perf_counter() - start
-    report(request, f"\n[{name}-{exporter}] compile_explainer: {compile_s:.1f} s "
-                    f"({path.name}, {len(proto.graph.node)} explainer nodes)")
+    nodes = len(proto.graph.node)
     explainer = aeq_onnx.Explainer(proto, device="cpu", threads=2)
     del proto
     batch = np.random.default_rng(0).standard_normal((BATCH, 3, SIZE, SIZE)).astype(np.float32)
     reference = torch_logits(name, batch)
     result = explainer.explain(batch)
+    error = float(np.abs(result.logits - reference).max())
+    report(request, f"\n[{name}-{exporter}] compile_explainer {compile_s:.1f} s "
+                    f"({path.name} -> {nodes} nodes); logits max |Δ| vs torch {error:.2e} "
+                    f"(max |logit| {np.abs(reference).max():.3g})")
     yield Case(f"{name}-{exporter}", explainer, batch, reference, result, compile_s)
 
 
@@ -117,3 +114,15 @@ def test_batch_equals_single_images(case: Case) -> None:
         scale = float(np.abs(whole[i]).max())
         np.testing.assert_allclose(single.relevance[0], whole[i], rtol=0,
                                    atol=BATCH_TOLERANCE * scale)
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50"])
+def test_exporters_agree(name: str) -> None:
+    """The same torch model through both exporters (different op patterns, e.g. ResNet-50's
+    GlobalAveragePool+Flatten vs ReduceMean+Reshape) gives the same relevance."""
+    image = np.random.default_rng(1).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    maps = [aeq_onnx.Explainer(torchvision_models.export(name, exporter, size=SIZE),
+                               device="cpu", threads=2).explain(image, target=7).relevance
+            for exporter in ("torchscript", "dynamo")]
+    scale = float(np.abs(maps[0]).max())
+    np.testing.assert_allclose(maps[1], maps[0], rtol=0, atol=1e-4 * scale)

@@ -77,14 +77,6 @@ SPATIAL = [
     geom("k3-valid", auto_pad="VALID"),
 ]
 
-def pick(*ids: str) -> list:
-    """Some of the cases above, by id."""
-    return [p for p in SPATIAL + POINTWISE if p.id in ids]
-
-
-def one(case_id: str) -> Geom:
-    return next(p.values[0] for p in SPATIAL + POINTWISE if p.id == case_id)
-
 
 # 1×1 kernels (rule 4.2 when hidden).
 POINTWISE = [
@@ -96,6 +88,15 @@ POINTWISE = [
     geom("k1-dw", kernel=(1, 1), pads=0, group="dw"),
     geom("k1-nobias", kernel=(1, 1), pads=0, bias=False),
 ]
+
+
+def pick(*ids: str) -> list:
+    """Some of the cases above, by id."""
+    return [p for p in SPATIAL + POINTWISE if p.id in ids]
+
+
+def one(case_id: str) -> Geom:
+    return next(p.values[0] for p in SPATIAL + POINTWISE if p.id == case_id)
 
 
 def first_conv_model(g: Geom, seed: int = 0) -> Net:
@@ -145,7 +146,8 @@ def test_hidden_conv_ratios(g: Geom, ratio: float) -> None:
 @pytest.mark.parametrize("g", POINTWISE)
 @pytest.mark.parametrize("ratio", [1.0, 2.0], ids=lambda r: f"r{r}")
 def test_hidden_conv_pointwise_rule(g: Geom, ratio: float) -> None:
-    """Rule 4.2 on a hidden 1×1 conv (no ratio, no shift: the ratio must not matter)."""
+    """Rule 4.2 on a hidden 1×1 conv (no ratio, no shift; the 3×3 conv after it does use the
+    ratio)."""
     model = hidden_conv_model(g).head()
     got = compare_with_reference(model, random_input((CIN, SIZE, SIZE)), ratio=ratio)
     assert got.outputs["relevance"].shape == (2, CIN, SIZE, SIZE)

@@ -95,10 +95,11 @@ def test_mlp_explicit_targets(target: list[int]) -> None:
                            target=target)
 
 
-def test_mlp_with_softmax_output() -> None:
-    """A final Softmax: the logits are its input (spec 3)."""
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_mlp_with_softmax_output(op: str) -> None:
+    """A final Softmax / LogSoftmax: the logits are its input (spec 3)."""
     net = mlp(DENSE["gemm-transB1"], seed=9)
-    net.op("Softmax", [net.cur], name="probs", axis=1)
+    net.op(op, [net.cur], name="probs", axis=1)
     compare_with_reference(net.build(classes=CLASSES), random_input((FEATURES,), seed=10))
 
 

@@ -1,0 +1,68 @@
+"""Whole-model operations made cheap for big models: run onnx's checker and shape inference on
+a weight-free skeleton instead of serialising every weight each time."""
+
+from __future__ import annotations
+
+import math
+
+import onnx
+import onnx.shape_inference
+from google.protobuf.message import Message
+from onnx import helper
+
+#: Initializers with more elements than this travel as typed graph inputs in the skeleton.
+LARGE_ELEMENTS = 4096
+
+
+def _is_large(tensor: onnx.TensorProto) -> bool:
+    external = tensor.data_location == onnx.TensorProto.EXTERNAL
+    return external or math.prod(tensor.dims) > LARGE_ELEMENTS
+
+
+def _copy_fields(src: Message, dst: Message, skip: str) -> None:
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        if field.is_repeated:
+            getattr(dst, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose large initializers are graph inputs of the same type and shape, no data."""
+    out = onnx.ModelProto()
+    _copy_fields(model, out, skip="graph")
+    graph = model.graph
+    _copy_fields(graph, out.graph, skip="initializer")
+    inputs = {i.name for i in graph.input}
+    for tensor in graph.initializer:
+        if not _is_large(tensor):
+            out.graph.initializer.append(tensor)
+        elif tensor.name not in inputs:
+            out.graph.input.append(
+                helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    return out
+
+
+def check(model: onnx.ModelProto, full: bool = False) -> None:
+    """``onnx.checker.check_model`` on the skeleton (raises the checker's own errors)."""
+    onnx.checker.check_model(skeleton(model), full_check=full)
+
+
+def infer_shapes(model: onnx.ModelProto, strict: bool = True, data_prop: bool = True,
+                 inplace: bool = False) -> onnx.ModelProto:
+    """``model`` (or a copy) with value_info and outputs from shape inference on its skeleton."""
+    inferred = onnx.shape_inference.infer_shapes(
+        skeleton(model), strict_mode=strict, data_prop=data_prop)
+    out = model
+    if not inplace:
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(inferred.graph.value_info)
+    del out.graph.output[:]
+    out.graph.output.extend(inferred.graph.output)
+    return out
