@@ -97,13 +97,32 @@ def positive_mask(em: Emitter, x: str) -> str:
     return mask(em, em.op("Greater", [x, em.const(0.0)], "gt0"))
 
 
-def sdiv(em: Emitter, a: str, b: str) -> str:
-    """``a / b`` where ``b != 0`` and ``0`` where ``b == 0``: never NaN or Inf (spec notation)."""
+def safe_inverse(em: Emitter, b: str) -> str:
+    """``1 / b`` where ``b != 0`` and ``0`` where ``b == 0`` (computed at b's own shape)."""
     zero = em.const(0.0)
     is_zero = em.op("Equal", [b, zero], "is_zero")
-    safe_b = em.op("Where", [is_zero, em.const(1.0), b], "safe_den")
-    quotient = em.op("Div", [a, safe_b], "quot")
-    return em.op("Where", [is_zero, zero, quotient], "sdiv")
+    inverse = em.op("Reciprocal", [em.op("Where", [is_zero, em.const(1.0), b], "safe_den")])
+    return em.op("Where", [is_zero, zero, inverse], "safe_inverse")
+
+
+def sdiv(em: Emitter, a: str, b: str) -> str:
+    """``a / b`` where ``b != 0`` and ``0`` where ``b == 0``: never NaN or Inf (spec notation).
+
+    Written ``a · safe_inverse(b)`` so that a per-sample denominator costs one full-size Mul.
+    """
+    return em.op("Mul", [a, safe_inverse(em, b)], "sdiv")
+
+
+def div_killed_at_zero(em: Emitter, a: str, b: str) -> str:
+    """``a / b`` with ``b == 0`` replaced by 1: finite everywhere, equal to sdiv where b != 0.
+
+    For ratios whose entries at ``b == 0`` only ever reach inputs that the rule multiplies by
+    an exact zero afterwards (e.g. ``x·convT(num / conv(x,|W|))``: conv(x,|W|) = 0 means every
+    input of that window has x = 0), so the result equals the spec's sdiv form exactly while
+    saving a full-size Where.
+    """
+    is_zero = mask(em, em.op("Equal", [b, em.const(0.0)], "is_zero"))
+    return em.op("Div", [a, em.op("Add", [b, is_zero], "safe_den")], "quot")
 
 
 def sample_sum(em: Emitter, x: str, rank: int) -> str:
@@ -217,6 +236,36 @@ class ConvGeometry:
         attrs["pads"] = pads
         attrs["output_padding"] = out_pad
         return attrs
+
+
+    def transpose_as_conv_attrs(self) -> dict[str, object] | None:
+        """Attributes of a Conv that equals this geometry's transposed convolution when applied
+        with :func:`flip_transpose` weights (stride 1 only; None otherwise).
+
+        A stride-1 ConvTranspose is a full correlation with the flipped, transposed kernel,
+        cropped by its pads: a Conv padded by ``d·(k-1) - p`` per side (+ output padding at the
+        end). onnxruntime runs Conv markedly faster than ConvTranspose.
+        """
+        if any(s != 1 for s in self.strides):
+            return None
+        attrs = self.transpose_attrs()
+        pads, extra = list(attrs["pads"]), list(attrs["output_padding"])  # type: ignore[call-overload]
+        dims = len(self.kernel)
+        spans = [self.dilations[i] * (self.kernel[i] - 1) for i in range(dims)]
+        begin = [spans[i] - pads[i] for i in range(dims)]
+        end = [spans[i] - pads[i + dims] + extra[i] for i in range(dims)]
+        if min(begin + end) < 0:
+            return None
+        return {**self.conv_attrs(), "pads": begin + end}
+
+
+def flip_transpose(w: np.ndarray, group: int) -> np.ndarray:
+    """Conv weights ``[Cout, Cin/g, k...]`` as the kernel of their transposed convolution:
+    ``[Cin, Cout/g, k...]`` per group, spatially flipped."""
+    cout, cin_g, *kernel = w.shape
+    grouped = w.reshape(group, cout // group, cin_g, *kernel).swapaxes(1, 2)
+    flipped = grouped.reshape(group * cin_g, cout // group, *kernel)
+    return np.ascontiguousarray(np.flip(flipped, axis=tuple(range(2, 2 + len(kernel)))))
 
 
 def conv(em: Emitter, x: str, w: str, geom: ConvGeometry, hint: str = "conv") -> str:

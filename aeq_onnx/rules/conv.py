@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import ConvGeometry, Emitter, conv, conv_t
+from aeq_onnx.emit import ConvGeometry, Emitter, conv, conv_t, flip_transpose
 from aeq_onnx.rules import equilibrium
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
 from aeq_onnx.rules.equilibrium import WEIGHT_TRANSFORMS, WeightKind
@@ -16,13 +16,20 @@ from aeq_onnx.rules.registry import register
 
 @dataclass
 class ConvMap:
-    """The linear part of one Conv node (no bias), with its weight variants as initializers."""
+    """The linear part of one Conv node (no bias), with its weight variants as initializers.
+
+    ``bwd`` runs a stride-1 transposed convolution as a Conv with flipped, transposed weights
+    (stored once per variant), and uses ConvTranspose for strided layers.
+    """
 
     em: Emitter
     w: np.ndarray
+    w_name: str
     geom: ConvGeometry
     hint: str
-    _weights: dict[str, str] = field(default_factory=dict)
+    _names: dict[str, str] = field(default_factory=dict)
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    _flipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def rank_in(self) -> int:
@@ -33,16 +40,28 @@ class ConvMap:
         return self.rank_in
 
     def weight(self, kind: WeightKind) -> str:
-        if kind not in self._weights:
+        if kind not in self._names:
             value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
-            self._weights[kind] = self.em.const(value, f"{self.hint}_W{kind}")
-        return self._weights[kind]
+            name = self.w_name if kind == "raw" else self.em.const(value, f"{self.hint}_W{kind}")
+            self._names[kind], self._arrays[name] = name, value
+        return self._names[kind]
 
     def fwd(self, x: str, w: str) -> str:
         return conv(self.em, x, w, self.geom)
 
+    def fwd_ones(self, w: str) -> str:
+        channels = self.w.shape[1] * self.geom.group
+        ones = np.ones((1, channels, *self.geom.in_spatial), np.float32)
+        return conv(self.em, self.em.const(ones, f"{self.hint}_ones"), w, self.geom, "conv_ones")
+
     def bwd(self, s: str, w: str) -> str:
-        return conv_t(self.em, s, w, self.geom)
+        attrs = self.geom.transpose_as_conv_attrs()
+        if attrs is None:
+            return conv_t(self.em, s, w, self.geom)
+        if w not in self._flipped:
+            flipped = flip_transpose(self._arrays[w], self.geom.group)
+            self._flipped[w] = self.em.const(flipped, f"{self.hint}_flipT")
+        return self.em.op("Conv", [s, self._flipped[w]], "convT_as_conv", **attrs)
 
 
 def conv_map(ctx: EmitContext, node: gs.Node) -> ConvMap:
@@ -50,7 +69,7 @@ def conv_map(ctx: EmitContext, node: gs.Node) -> ConvMap:
     w = ctx.view.constant(node.inputs[1].name)
     kernel = tuple(node.attrs.get("kernel_shape", w.shape[2:]))
     geom = geometry(ctx, node, kernel, int(node.attrs.get("group", 1)))
-    return ConvMap(ctx.em, w, geom, node.name or node.outputs[0].name)
+    return ConvMap(ctx.em, w, node.inputs[1].name, geom, node.name or node.outputs[0].name)
 
 
 @register("Conv", since=1)

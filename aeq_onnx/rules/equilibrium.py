@@ -14,6 +14,7 @@ import numpy as np
 from aeq_onnx.emit import (
     Emitter,
     add_all,
+    div_killed_at_zero,
     mask,
     positive_mask,
     relu,
@@ -59,12 +60,21 @@ class LinearMap(Protocol):
         """``convT(s, w)``, shaped like the layer's input."""
         ...
 
+    def fwd_ones(self, w: str) -> str:
+        """``conv(1, w)`` of an all-ones sample, ``[1, ...]`` (onnxruntime folds it)."""
+        ...
+
 
 
 def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str) -> str:
-    """``x · convT(sdiv(num, conv(x, |W|)), |W|)``: mass shared in proportion to x·|W|."""
+    """``x · convT(sdiv(num, conv(x, |W|)), |W|)``: mass shared in proportion to x·|W|.
+
+    x ≥ 0 here, so conv(x,|W|) = 0 only where every input of the window has x·|W| = 0, and
+    the factor x zeroes whatever such a window sends back: no mask needed (same values).
+    """
     absw = lin.weight("abs")
-    return em.op("Mul", [x, lin.bwd(sdiv(em, num, lin.fwd(x, absw)), absw)], "through_abs")
+    ratio = div_killed_at_zero(em, num, lin.fwd(x, absw))
+    return em.op("Mul", [x, lin.bwd(ratio, absw)], "through_abs")
 
 
 def _uniform_shift(em: Emitter, c: str, rank: int) -> str:
@@ -77,11 +87,19 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tup
     """``Ap = a·convT(sdiv(P, conv(a,|W|)), |W|)`` and ``Bn`` likewise with ``ā`` and N.
 
     The spec's masks ``1[R>=0]`` / ``1[R<=0]`` change nothing: P vanishes where R < 0 and N
-    where R > 0, and sdiv turns a masked denominator into zero anyway.
+    where R > 0, and sdiv turns a masked denominator into zero anyway. One product is saved
+    with ``conv(ā,|W|) = conv(1,|W|) - conv(a,|W|)``, ``conv(1,|W|)`` a constant map; where
+    the true value is 0 the rounding residue only reaches active inputs, which ``ā`` zeroes.
+    (Measured against computing ``conv(ā,|W|)`` directly: 1.5e-7 of max |R| on VGG-16.)
     """
     active = positive_mask(em, x)
     inactive = em.op("Sub", [em.const(1.0), active], "inactive")
-    return _through_abs(em, lin, active, p), _through_abs(em, lin, inactive, n)
+    absw = lin.weight("abs")
+    den_active = lin.fwd(active, absw)
+    den_inactive = em.op("Sub", [lin.fwd_ones(absw), den_active], "conv_inactive")
+    ap = lin.bwd(div_killed_at_zero(em, p, den_active), absw)
+    bn = lin.bwd(div_killed_at_zero(em, n, den_inactive), absw)
+    return em.op("Mul", [active, ap], "Ap"), em.op("Mul", [inactive, bn], "Bn")
 
 
 def equilibrium(em: Emitter, lin: LinearMap, x: str, r: str, ratio: float) -> str:
@@ -125,6 +143,6 @@ def bounded(em: Emitter, lin: LinearMap, x: str, r: str) -> str:
     above = em.op("Sub", [x, low], "x_minus_l")
     below = em.op("Sub", [x, high], "x_minus_h")
     z = em.op("Add", [lin.fwd(above, wp), lin.fwd(below, wn)], "Z")
-    s = sdiv(em, r, z)
+    s = div_killed_at_zero(em, r, z)  # Z = 0: every (x-l)·W+ and (x-h)·W- of the window is 0
     return em.op("Add", [em.op("Mul", [above, lin.bwd(s, wp)], "l_term"),
                          em.op("Mul", [below, lin.bwd(s, wn)], "h_term")], "R_in")

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import ConvGeometry, Emitter, relu, sdiv
+from aeq_onnx.emit import ConvGeometry, Emitter, relu
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
 from aeq_onnx.rules.registry import register
 
@@ -37,7 +37,8 @@ class _Pool(OpRule):
         em = ctx.em
         xp = em.op("Add", [relu(em, node.inputs[0].name), em.const(EPS)], "xp")
         pooled, back = self.pool_and_back(ctx, node, xp)
-        return {0: em.op("Mul", [xp, back(sdiv(em, single(rel), pooled))], "pool_R_in")}
+        ratio = em.op("Div", [single(rel), pooled], "R_over_pool")  # pool(xp) >= 1e-9 > 0
+        return {0: em.op("Mul", [xp, back(ratio)], "pool_R_in")}
 
 
 def _pool_geometry(ctx: EmitContext, node: gs.Node) -> ConvGeometry:
