@@ -154,8 +154,8 @@ def split_signs(em: Emitter, r: str, rank: int) -> tuple[str, str]:
     pos = relu(em, r)
     neg = neg_part(em, r)
     p = sdiv(em, pos, sample_sum(em, pos, rank))
-    n = em.op("Neg", [sdiv(em, neg, sample_sum(em, neg, rank))], "N")
-    return p, n
+    minus_inverse = em.op("Neg", [safe_inverse(em, sample_sum(em, neg, rank))], "minus_inv")
+    return p, em.op("Mul", [neg, minus_inverse], "N")
 
 
 def normalise_abs_total(em: Emitter, x: str, rank: int) -> str:

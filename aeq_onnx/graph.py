@@ -17,6 +17,11 @@ from aeq_onnx.errors import UnsupportedModelError
 Dim = int | str | None
 #: Ops that count as a layer when telling a residual shortcut from its branch (spec 4.7).
 LINEAR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+#: Ops whose output is never negative, and ops that keep every input's sign (value ranges).
+NONNEG_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softplus", "Abs"})
+SIGN_KEEPING_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+                              "Flatten", "Reshape", "Concat", "Identity", "Dropout",
+                              "Transpose", "Squeeze", "Unsqueeze", "ReduceMean", "ReduceMax"})
 
 
 class GraphView:
@@ -147,3 +152,18 @@ class GraphView:
             return self.position(node) if node is not None else -1
 
         return max(common, key=lambda n: (order(n), n))
+
+    def is_nonnegative(self, name: str, depth: int = 8) -> bool:
+        """True when ``name`` can never hold a negative value (a ReLU output, a pool of one...)."""
+        node = self.producer(name)
+        if node is None or depth == 0:
+            return False
+        if node.op in NONNEG_OPS:
+            return True
+        if node.op == "Clip":
+            low = node.inputs[1].name if len(node.inputs) > 1 else ""
+            return bool(low) and self.is_constant(low) and float(self.constant(low)) >= 0
+        if node.op in SIGN_KEEPING_OPS:
+            data = [node.inputs[i].name for i in self.data_edges(node)]
+            return bool(data) and all(self.is_nonnegative(d, depth - 1) for d in data)
+        return False

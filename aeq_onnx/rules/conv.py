@@ -105,6 +105,7 @@ class ConvRule(OpRule):
         variant = ctx.method.conv_variant(node.outputs[0].name in ctx.input_layers, lin.geom.kernel)
         if variant == "bounded":
             return {0: equilibrium.bounded(ctx.em, lin, x, r)}
+        nonneg = ctx.view.is_nonnegative(x)
         if variant == "pointwise":
-            return {0: equilibrium.pointwise(ctx.em, lin, x, r)}
-        return {0: equilibrium.equilibrium(ctx.em, lin, x, r, ctx.method.ratio)}
+            return {0: equilibrium.pointwise(ctx.em, lin, x, r, nonneg)}
+        return {0: equilibrium.equilibrium(ctx.em, lin, x, r, ctx.method.ratio, nonneg)}

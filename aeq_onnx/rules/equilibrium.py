@@ -15,7 +15,6 @@ from aeq_onnx.emit import (
     Emitter,
     add_all,
     div_killed_at_zero,
-    mask,
     positive_mask,
     relu,
     sample_max,
@@ -79,11 +78,12 @@ def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str) -> str:
 
 def _uniform_shift(em: Emitter, c: str, rank: int) -> str:
     """``C - m / Σ m`` with ``m = 1[C != 0]``: removes one unit evenly from the non-zeros."""
-    nonzero = mask(em, em.op("Not", [em.op("Equal", [c, em.const(0.0)], "c_eq0")], "c_ne0"))
+    nonzero = em.op("Sign", [em.op("Abs", [c], "abs_C")], "C_ne0")  # 1[C != 0] as float
     return em.op("Sub", [c, sdiv(em, nonzero, sample_sum(em, nonzero, rank))], "C_shift")
 
 
-def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tuple[str, str]:
+def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str,
+                     nonneg: bool) -> tuple[str, str]:
     """``Ap = a·convT(sdiv(P, conv(a,|W|)), |W|)`` and ``Bn`` likewise with ``ā`` and N.
 
     The spec's masks ``1[R>=0]`` / ``1[R<=0]`` change nothing: P vanishes where R < 0 and N
@@ -92,7 +92,7 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tup
     the true value is 0 the rounding residue only reaches active inputs, which ``ā`` zeroes.
     (Measured against computing ``conv(ā,|W|)`` directly: 1.5e-7 of max |R| on VGG-16.)
     """
-    active = positive_mask(em, x)
+    active = em.op("Sign", [x], "active") if nonneg else positive_mask(em, x)  # 1[x > 0]
     inactive = em.op("Sub", [em.const(1.0), active], "inactive")
     absw = lin.weight("abs")
     den_active = lin.fwd(active, absw)
@@ -102,28 +102,31 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tup
     return em.op("Mul", [active, ap], "Ap"), em.op("Mul", [inactive, bn], "Bn")
 
 
-def equilibrium(em: Emitter, lin: LinearMap, x: str, r: str, ratio: float) -> str:
+def equilibrium(em: Emitter, lin: LinearMap, x: str, r: str, ratio: float,
+                nonneg: bool = False) -> str:
     """Spec 4.1, a hidden Conv with a kernel larger than 1x1::
 
         C = px·convT(sdiv(r·P + N, conv(px,|W|)), |W|);  C = C - m/Σm
         R_in = C + Ap + Bn
+
+    ``nonneg`` says x ≥ 0 already (a ReLU output), so px = x needs no node.
     """
     p, n = split_signs(em, r, lin.rank_out)
     weighted = em.op("Add", [em.op("Mul", [p, em.const(float(ratio))], "rP"), n], "rP_plus_N")
-    c = _through_abs(em, lin, relu(em, x), weighted)
+    c = _through_abs(em, lin, x if nonneg else relu(em, x), weighted)
     c = _uniform_shift(em, c, lin.rank_in)
-    ap, bn = _active_inactive(em, lin, x, p, n)
+    ap, bn = _active_inactive(em, lin, x, p, n, nonneg)
     return add_all(em, [c, ap, bn], "R_in")
 
 
-def pointwise(em: Emitter, lin: LinearMap, x: str, r: str) -> str:
+def pointwise(em: Emitter, lin: LinearMap, x: str, r: str, nonneg: bool = False) -> str:
     """Spec 4.2 (1x1 kernels) and 4.4 (dense layers)::
 
         R_in = px·convT(sdiv(P + N, conv(px,|W|)), |W|) + Ap + Bn
     """
     p, n = split_signs(em, r, lin.rank_out)
-    c = _through_abs(em, lin, relu(em, x), em.op("Add", [p, n], "P_plus_N"))
-    ap, bn = _active_inactive(em, lin, x, p, n)
+    c = _through_abs(em, lin, x if nonneg else relu(em, x), em.op("Add", [p, n], "P_plus_N"))
+    ap, bn = _active_inactive(em, lin, x, p, n, nonneg)
     return add_all(em, [c, ap, bn], "R_in")
 
 
