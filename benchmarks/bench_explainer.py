@@ -61,10 +61,7 @@ def worker_compile(model: str, out: str) -> dict[str, Any]:
             "explainer_mb": os.path.getsize(out) / 1e6, "compile_rss_mib": peak_rss_mib()}
 
 
-def worker_session(model: str, batch: int, explainer: bool, threads: int, warmup: int,
-                   repeats: int) -> dict[str, Any]:
-    """Median latency of ``repeats`` runs (after ``warmup``) and the process's peak RSS."""
-    import numpy as np
+def _session(model: str, threads: int) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -72,21 +69,45 @@ def worker_session(model: str, batch: int, explainer: bool, threads: int, warmup
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    start = time.perf_counter()
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    load_s = time.perf_counter() - start
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _feeds(batch: int, explainer: bool) -> dict[str, Any]:
+    import numpy as np
+
     x = np.random.default_rng(0).standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32)
-    feeds = {"input": x}
-    if explainer:
-        feeds["target"] = np.full(batch, -1, np.int64)
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        session.run(None, feeds)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return {"median_ms": 1e3 * statistics.median(times), "runs_ms": [1e3 * t for t in times],
-            "load_s": load_s, "rss_mib": peak_rss_mib()}
+    return {"input": x, "target": np.full(batch, -1, np.int64)} if explainer else {"input": x}
+
+
+def worker_session(model: str, batch: int, explainer: bool, threads: int) -> dict[str, Any]:
+    """Peak RSS of a fresh process that loads one session and runs it once."""
+    start = time.perf_counter()
+    session = _session(model, threads)
+    load_s = time.perf_counter() - start
+    session.run(None, _feeds(batch, explainer))
+    return {"load_s": load_s, "rss_mib": peak_rss_mib()}
+
+
+def worker_pair(model: str, explainer: str, batch: int, threads: int, warmup: int,
+                repeats: int) -> dict[str, Any]:
+    """Median latencies of the forward and the explainer in one process: a forward block, an
+    explainer block, a second forward block (each warmed up), so both see the same machine
+    and the forward is timed at its best, with drift between the blocks shown."""
+    sessions = [(_session(model, threads), _feeds(batch, False)),
+                (_session(explainer, threads), _feeds(batch, True))]
+    blocks = []
+    for k in (0, 1, 0):
+        session, feeds = sessions[k]
+        times = []
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            session.run(None, feeds)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        blocks.append(times)
+    return {"forward_ms": 1e3 * statistics.median(blocks[0] + blocks[2]),
+            "explainer_ms": 1e3 * statistics.median(blocks[1]),
+            "forward_drift": statistics.median(blocks[2]) / statistics.median(blocks[0])}
 
 
 def run_worker(*args: str) -> dict[str, Any]:
@@ -131,12 +152,14 @@ def bench_model(name: str, batches: list[int], args: argparse.Namespace,
     log(f"{name}: compiled in {compiled['compile_s']:.1f} s")
     rows = []
     for batch in batches:
-        common = [str(batch), str(args.threads), str(args.warmup), str(args.repeats)]
+        common = [str(batch), str(args.threads)]
+        timed = run_worker("pair", str(model), str(explainer), *common, str(args.warmup),
+                           str(args.repeats))
+        log(f"{name} b{batch}: forward {timed['forward_ms']:.0f} ms, "
+            f"explainer {timed['explainer_ms']:.0f} ms")
         forward = run_worker("session", str(model), "forward", *common)
-        log(f"{name} b{batch}: forward {forward['median_ms']:.0f} ms")
         explain = run_worker("session", str(explainer), "explainer", *common)
-        log(f"{name} b{batch}: explainer {explain['median_ms']:.0f} ms")
-        rows.append(Row(name, batch, forward["median_ms"], explain["median_ms"],
+        rows.append(Row(name, batch, timed["forward_ms"], timed["explainer_ms"],
                         forward["rss_mib"], explain["rss_mib"], compiled["compile_s"]))
     explainer.unlink(missing_ok=True)
     return rows, compiled
@@ -196,8 +219,11 @@ def render(rows: list[Row], compiled: dict[str, dict[str, Any]], args: argparse.
         "inter_op_num_threads=1, ORT_ENABLE_ALL; torchvision models with seeded random weights "
         f"(`weights=None`), {EXPORTER} export (opset 17), {SIZE}x{SIZE} input; explainer "
         "compiled with the defaults (ratio 2, add_rule residual), target = top-1",
-        f"- Latency: median of {args.repeats} run(s) after {args.warmup} warm-up run(s). "
-        "Peak RSS: `ru_maxrss` of a fresh process that loads the session and runs it "
+        f"- Latency: median of {args.repeats} run(s) after {args.warmup} warm-up run(s), in one "
+        "process per (model, batch): a forward block, an explainer block, a second forward "
+        "block (the forward figure is the median of both). Peak RSS: `ru_maxrss` of a fresh "
+        "process that loads one session and "
+        "runs it once "
         "(includes the Python + onnxruntime baseline). Compile: `compile_explainer(path)` "
         "wall time, file load included.",
         "",
@@ -264,10 +290,13 @@ def worker_main(argv: list[str]) -> int:
     kind, *rest = argv
     if kind == "compile":
         result = worker_compile(*rest)
+    elif kind == "pair":
+        model, explainer, batch, threads, warmup, repeats = rest
+        result = worker_pair(model, explainer, int(batch), int(threads), int(warmup),
+                             int(repeats))
     else:
-        model, which, batch, threads, warmup, repeats = rest
-        result = worker_session(model, int(batch), which == "explainer", int(threads),
-                                int(warmup), int(repeats))
+        model, which, batch, threads = rest
+        result = worker_session(model, int(batch), which == "explainer", int(threads))
     print(json.dumps(result))
     return 0
 
