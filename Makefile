@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+DEMO_STAMP := $(VENV)/.installed-demo
+
+$(DEMO_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,demo]'
+	touch $(DEMO_STAMP)
+
+# EfficientNet-Lite0 (real ImageNet weights) -> explainer -> out/demo/index.html
+demo: $(DEMO_STAMP)
 	$(PY) -m fixtures.demo
 
 lint: $(STAMP)

@@ -9,6 +9,20 @@ Equilibrium", IEEE T-PAMI 2024.
 __version__ = "0.1.0"
 
 from aeq_onnx.compiler import compile_explainer
+from aeq_onnx.imaging import ImageReport, ImageResult, explain_images
+from aeq_onnx.presets import PRESETS, Preset, get_preset, store_preset
 from aeq_onnx.runtime import Explainer, Explanation
 
-__all__ = ["Explainer", "Explanation", "__version__", "compile_explainer"]
+__all__ = [
+    "PRESETS",
+    "Explainer",
+    "Explanation",
+    "ImageReport",
+    "ImageResult",
+    "Preset",
+    "__version__",
+    "compile_explainer",
+    "explain_images",
+    "get_preset",
+    "store_preset",
+]

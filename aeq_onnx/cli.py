@@ -39,11 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("model")
     build.add_argument("-o", "--out", required=True, help="where to write the explainer")
     _method_args(build)
-    explain = sub.add_parser("explain", help="explain the samples of an .npy batch")
+    explain = sub.add_parser(
+        "explain", help="explain photos (files or folders) or the samples of an .npy batch",
+        description="Explain photos: writes a photo | heatmap | overlay PNG and the raw relevance "
+        ".npy per image and class into --out, an index.html gallery, and prints a summary. With "
+        "one .npy INPUT (shaped like the model input, N first) explains its samples instead "
+        "(-o: relevance .npy). Exit code 1 if any image could not be read (the others complete).")
     explain.add_argument("model", help="a classifier .onnx or an explainer built by aeq build")
-    explain.add_argument("input", help=".npy array shaped like the model input (N first)")
-    explain.add_argument("--target", type=int, default=-1, help="class to explain (-1: top-1)")
-    explain.add_argument("-o", "--out", default=None, help="write the relevance here (.npy)")
+    explain.add_argument("input", nargs="+", metavar="IMAGE_OR_DIR",
+                         help="photos and/or folders of photos, or one .npy batch")
+    which = explain.add_mutually_exclusive_group()
+    which.add_argument("--target", type=int, default=None, help="class to explain (-1: top-1)")
+    which.add_argument("--target-name", default=None, help="class to explain, by its label")
+    which.add_argument("--top-k", type=int, default=None, help="explain each of the k best")
+    explain.add_argument("--labels", default=None,
+                         help="class names, one per line (default: ImageNet's for 1000 classes)")
+    explain.add_argument("--preset", default=None,
+                         help="preprocessing: imagenet, inception, unit or a JSON preset "
+                         "(default: the explainer's stored preset, else imagenet)")
+    explain.add_argument("--size", type=int, default=None, help="custom input size (pixels)")
+    explain.add_argument("--mean", default=None, help="custom mean, e.g. 0.5,0.5,0.5")
+    explain.add_argument("--std", default=None, help="custom std, e.g. 0.5,0.5,0.5")
+    explain.add_argument("--percentile", type=float, default=99.5,
+                         help="heatmaps scaled by this percentile of |R| (default 99.5)")
+    explain.add_argument("-o", "--out", default=None,
+                         help="images: output folder (default aeq-out); .npy: relevance .npy")
     explain.add_argument("--batch-size", type=int, default=8)
     explain.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     _method_args(explain)
@@ -80,19 +100,36 @@ def _load_batch(path: str) -> np.ndarray:
         raise InputError(f"cannot read '{path}' as a .npy array: {exc}") from None
 
 
+def _is_npy_mode(inputs: list[str]) -> bool:
+    npy = [p for p in inputs if p.lower().endswith(".npy")]
+    if npy and len(inputs) > 1:
+        raise InputError("give one .npy batch, or photos and folders, not both")
+    return bool(npy)
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
-    """``aeq explain``: explain every sample of an .npy batch and print a summary table."""
+    """``aeq explain``: explain photos/folders (or an .npy batch) and print a summary table."""
+    if _is_npy_mode(args.input):
+        return _explain_npy(args)
+    return _explain_images(args)
+
+
+def _explain_npy(args: argparse.Namespace) -> int:
+    """Explain every sample of an .npy batch; relevance to ``-o`` (.npy)."""
     from aeq_onnx.runtime import Explainer
 
-    batch = _load_batch(args.input)
+    if args.target_name is not None or args.top_k is not None:
+        raise InputError("--target-name and --top-k need photos; use --target with an .npy batch")
+    target = -1 if args.target is None else args.target
+    batch = _load_batch(args.input[0])
     explainer = Explainer(args.model, device=args.device, **_method_kwargs(args))  # type: ignore[arg-type]
     explainer.check_batch(batch)
-    explainer.check_target(args.target, max(len(batch), 1))
+    explainer.check_target(target, max(len(batch), 1))
     parts, rows = [], []
     size = max(1, args.batch_size)
     for start in range(0, len(batch), size):
         t0 = time.perf_counter()
-        result = explainer.explain(batch[start:start + size], target=args.target)
+        result = explainer.explain(batch[start:start + size], target=target)
         took = (time.perf_counter() - t0) / len(result.target)
         parts.append(result.relevance)
         for i, cls in enumerate(result.target):
@@ -109,6 +146,40 @@ def cmd_explain(args: argparse.Namespace) -> int:
         np.save(args.out, np.concatenate(parts))
         print(f"wrote relevance {Path(args.out)}")
     return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    end = "\n" if done >= total else ""
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} images", end=end,
+          file=sys.stderr, flush=True)
+
+
+def _explain_images(args: argparse.Namespace) -> int:
+    """Explain photos and folders; PNG + NPY per image and class, index.html, summary table."""
+    from aeq_onnx.imaging import explain_images
+
+    out = Path(args.out or "aeq-out")
+    report = explain_images(
+        args.model, args.input, target=args.target, target_name=args.target_name,
+        top_k=args.top_k, labels=args.labels, preset=args.preset, size=args.size,
+        mean=args.mean, std=args.std, batch_size=args.batch_size, out=out, device=args.device,
+        percentile=args.percentile, progress=_progress_bar,
+        **_method_kwargs(args))  # type: ignore[arg-type]
+    width = max([4, *(len(r.source) for r in report.results)])
+    names = max([5, *(len(f"{r.class_name} ({r.class_index})") for r in report.results)])
+    print(f"{'file':<{width}}  {'class':<{names}}  {'score':>7}  {'provider':<22}  time/image")
+    for r in report.results:
+        label = f"{r.class_name} ({r.class_index})"
+        print(f"{r.source:<{width}}  {label:<{names}}  {r.score:>7.4f}  {r.provider:<22}  "
+              f"{r.seconds * 1000:.1f} ms")
+    if report.failures:
+        print(f"{len(report.failures)} failed:")
+        for path, message in report.failures:
+            print(f"  {path}: {message}")
+    print(f"wrote {len(report.results)} explanation(s) to {out}; open {report.gallery}")
+    return EXIT_ERROR if report.failures else 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

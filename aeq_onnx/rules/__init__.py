@@ -1,6 +1,15 @@
 """Op rules: one module per op family, each rule registered by ONNX op type and opset range."""
 
-from aeq_onnx.rules import activation, conv, elementwise, linear, merge, pooling, shape
+from aeq_onnx.rules import (
+    activation,
+    conv,
+    elementwise,
+    gating,
+    linear,
+    merge,
+    pooling,
+    shape,
+)
 from aeq_onnx.rules.registry import entries, lookup, supported_ops
 
 __all__ = [
@@ -8,6 +17,7 @@ __all__ = [
     "conv",
     "elementwise",
     "entries",
+    "gating",
     "linear",
     "lookup",
     "merge",

@@ -51,9 +51,9 @@ class SubRule(WithConstant):
         return {index: g if index == 0 else ctx.em.op("Neg", [g], "sub_vjp")}
 
 
-@register("Mul")
 class MulRule(WithConstant):
-    """``x · c``: ``dX = g · c``."""
+    """``x · c``: ``dX = g · c`` (registered for Mul by :mod:`aeq_onnx.rules.gating`, which
+    adds the product of two tensors)."""
 
     vjp_name = "g·c"
 

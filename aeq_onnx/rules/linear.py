@@ -44,10 +44,6 @@ class DenseMap:
     def bwd(self, s: str, w: str) -> str:
         return times_transposed(self.em, s, w, self.rank_in)
 
-    def fwd_ones(self, w: str) -> str:
-        ones = np.ones((1, self.w.shape[0]), np.float32)
-        return self.fwd(self.em.const(ones, f"{self.hint}_ones"), w)
-
 
 def times_transposed(em: Emitter, s: str, w: str, rank: int, alpha: float = 1.0) -> str:
     """``alpha · s @ w^T`` without storing a transposed copy of ``w``."""

@@ -113,3 +113,53 @@ class ConcatRule(OpRule):
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         return self._split(ctx, node, single(rel))
+
+
+def nary_split(em: Emitter, parts: list[str], y: str, r: str, rank: int, share: bool
+               ) -> list[str]:
+    """``R_i = x_i · sdiv(R, Σ_j x_j)`` (z); with ``share`` each is rescaled so the totals
+    split ``Σ R`` in the proportion ``|Σ R_1| : ... : |Σ R_n|`` (4.7 for n operands)."""
+    ratio = sdiv(em, r, y)
+    zs = [em.op("Mul", [x, ratio], "R_z") for x in parts]
+    if not share:
+        return zs
+    sums = [sample_sum(em, z, rank) for z in zs]
+    mags = [em.op("Abs", [s], "abs_total") for s in sums]
+    total, all_mags = sample_sum(em, r, rank), em.op("Sum", mags, "mag_sum")
+    out = []
+    for z, part_sum, mag in zip(zs, sums, mags, strict=True):
+        target = sdiv(em, em.op("Mul", [total, mag], "share_num"), all_mags)
+        out.append(em.op("Mul", [z, sdiv(em, target, part_sum)], "R_share"))
+    return out
+
+
+@register("Sum")
+class SumRule(AddRule):
+    """Sum of n same-shaped tensors: ``g`` to every operand. Relevance: one tensor plus
+    constants passes through; two tensors follow Add exactly (residual/share/z, 4.7); for
+    n > 2 ``z`` is ``R_i = x_i·sdiv(R, y)`` (what pairwise z gives) and ``share`` (also the
+    ``residual`` fallback: no single shortcut among n operands) rescales those to split
+    ``Σ R`` as ``|Σ R_i|``. Constants next to several tensors are refused."""
+
+    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        variable, y = ctx.view.variable_inputs(node), node.outputs[0].name
+        if len(variable) == 1:
+            return constant_operand_problem(ctx, node)
+        if len(variable) != len(node.inputs):
+            return "Sum of several tensors and a constant"
+        if not all(same_shape(ctx, t.name, y) for t in node.inputs):
+            return "Sum of tensors with broadcasting"
+        return None
+
+    def describe(self, ctx: EmitContext, node: gs.Node) -> str:
+        if len(node.inputs) <= 2:
+            return super().describe(ctx, node)
+        return f"{'z' if ctx.method.add_rule == 'z' else 'share'} over {len(node.inputs)} (4.7)"
+
+    def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
+        if len(ctx.view.variable_inputs(node)) <= 2:
+            return super().relevance(ctx, node, rel)
+        y = node.outputs[0].name
+        parts = nary_split(ctx.em, [t.name for t in node.inputs], y, single(rel),
+                           ctx.view.rank(y), share=ctx.method.add_rule != "z")
+        return dict(enumerate(parts))

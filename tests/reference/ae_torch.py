@@ -28,12 +28,16 @@ Tensor = torch.Tensor
 PoolFn = Callable[[Tensor], Tensor]
 
 POOL_EPS = 1e-9
-LINEAR_OPS = frozenset({"Conv", "Gemm", "MatMul"})
+LINEAR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 POOL_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool"})
 PASS_THROUGH_OPS = frozenset(
-    {"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "BatchNormalization", "Identity", "Dropout"}
+    {"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "BatchNormalization", "Identity", "Dropout",
+     "HardSigmoid", "HardSwish", "PRelu", "Elu", "Selu", "Gelu", "Softplus", "Mish",
+     "InstanceNormalization"}
 )
 ARITH_OPS = frozenset({"Add", "Sub", "Mul", "Div"})
+#: Ops that only move values (section 4.9): relevance takes the VJP of the linear mapping.
+MAPPING_OPS = frozenset({"Transpose", "Squeeze", "Unsqueeze", "Pad", "Slice"})
 SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax"})
 
 
@@ -232,6 +236,50 @@ def add_rule(a: Tensor, b: Tensor, R: Tensor, mode: str) -> tuple[Tensor, Tensor
     return Ra, Rb
 
 
+def layer_rule(x: Tensor, w: Tensor, R: Tensor, fwd: Callable[[Tensor, Tensor], Tensor],
+               ratio: float, pointwise: bool) -> Tensor:
+    """Rules 4.1 (``pointwise`` False) and 4.2 for any layer ``y = fwd(x, W)`` linear in x
+    (used for ConvTranspose: ``conv`` is the node's op, ``convT`` its adjoint by autograd)::
+
+        C    = px · T(sdiv(r·P + N, fwd(px,|W|)))   (4.2: P + N),  T = VJP of fwd(., |W|)
+        C    = C - m / Σ m,  m = 1[C != 0]           (4.1 only)
+        R_in = C + a · T(sdiv(P, fwd(a,|W|)·1[R>=0])) + ā · T(sdiv(N, fwd(ā,|W|)·1[R<=0]))
+    """
+    aw = w.abs()
+
+    def back(s: Tensor) -> Tensor:
+        return vjp(lambda t: fwd(t, aw), torch.zeros_like(x), s)
+
+    P, N = split_pos_neg(R)
+    px = x.clamp(min=0)
+    C = px * back(sdiv((P if pointwise else ratio * P) + N, fwd(px, aw)))
+    if not pointwise:
+        m = (C != 0).to(x.dtype)
+        C = C - sdiv(m, bsum(m))
+    a = (x > 0).to(x.dtype)
+    na = 1.0 - a
+    Ap = a * back(sdiv(P, fwd(a, aw) * (R >= 0).to(x.dtype)))
+    Bn = na * back(sdiv(N, fwd(na, aw) * (R <= 0).to(x.dtype)))
+    return C + Ap + Bn
+
+
+def sum_rule(xs: list[Tensor], R: Tensor, mode: str) -> list[Tensor]:
+    """Rule 4.7 for a Sum of n > 2 tensors ("pairwise": the z-rule over n operands is what
+    nesting the pairwise z-rule gives)::
+
+        z:     R_i = x_i · sdiv(R, Σ_j x_j)
+        share: then R_i *= sdiv(ΣR · |ΣR_i| / Σ_j |ΣR_j|, ΣR_i)
+               (also used for ``residual``: there is no single shortcut among n operands)
+    """
+    s = sdiv(R, sum(xs[1:], xs[0]))
+    parts = [x * s for x in xs]
+    if mode == "z":
+        return parts
+    sums = [bsum(p) for p in parts]
+    denom = sum((t.abs() for t in sums[1:]), sums[0].abs())
+    return [p * sdiv(sdiv(t.abs(), denom) * bsum(R), t) for p, t in zip(parts, sums, strict=True)]
+
+
 def gemm_rule(x: Tensor, w: Tensor, R: Tensor) -> Tensor:
     """Rule 4.4: a dense layer ``y = x Wᵀ`` (``x``: [N, in], ``w``: [out, in], ``R``: [N, out])
     treated as a 1×1 Conv over a 1×1 map, i.e. rule 4.2."""
@@ -410,6 +458,149 @@ def _fwd_bn(ins: list, at: dict) -> Tensor:
     return (x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)
 
 
+def _fwd_instance_norm(ins: list, at: dict) -> Tensor:
+    x, scale, bias = ins[:3]
+    dims = tuple(range(2, x.dim()))
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    mean = x.mean(dim=dims, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+    y = (x - mean) / torch.sqrt(var + float(at.get("epsilon", 1e-5)))
+    return y * scale.reshape(shape) + bias.reshape(shape)
+
+
+def _fwd_hard_sigmoid(x: Tensor, alpha: float, beta: float) -> Tensor:
+    return torch.clamp(alpha * x + beta, 0.0, 1.0)
+
+
+def _fwd_elu(x: Tensor, alpha: float, gamma: float = 1.0) -> Tensor:
+    return gamma * torch.where(x > 0, x, alpha * torch.expm1(torch.clamp(x, max=0.0)))
+
+
+def _fwd_gelu(x: Tensor, at: dict) -> Tensor:
+    return F.gelu(x, approximate="tanh" if at.get("approximate") == "tanh" else "none")
+
+
+def _ints_arg(ins: list, index: int, at: dict, key: str) -> list[int] | None:
+    """An int list from input ``index`` (newer opsets) or attribute ``key``."""
+    if len(ins) > index and ins[index] is not None:
+        return [int(v) for v in ins[index].reshape(-1).tolist()]
+    value = at.get(key)
+    return None if value is None else [int(v) for v in value]  # type: ignore[attr-defined]
+
+
+def _fwd_squeeze(ins: list, at: dict) -> Tensor:
+    axes = _ints_arg(ins, 1, at, "axes")
+    if not axes:
+        raise NotImplementedError("Squeeze without axes")
+    x = ins[0]
+    for a in sorted((a % x.dim() for a in axes), reverse=True):
+        x = x.squeeze(a)
+    return x
+
+
+def _fwd_unsqueeze(ins: list, at: dict) -> Tensor:
+    axes = _ints_arg(ins, 1, at, "axes") or []
+    x, rank = ins[0], ins[0].dim() + len(axes)
+    for a in sorted(a % rank for a in axes):
+        x = x.unsqueeze(a)
+    return x
+
+
+def _fwd_pad(ins: list, at: dict) -> Tensor:
+    if at.get("mode", "constant") != "constant":
+        raise NotImplementedError("Pad mode other than constant")
+    x, pads = ins[0], _ints_arg(ins, 1, at, "pads") or []
+    value = float(ins[2]) if len(ins) > 2 and ins[2] is not None else float(at.get("value", 0.0))
+    axes = [a % x.dim() for a in (_ints_arg(ins, 3, at, "axes") or range(x.dim()))]
+    full = [0] * (2 * x.dim())
+    for i, a in enumerate(axes):
+        full[a], full[a + x.dim()] = pads[i], pads[i + len(axes)]
+    torch_pads: list[int] = []
+    for a in reversed(range(x.dim())):
+        torch_pads += [full[a], full[a + x.dim()]]
+    return F.pad(x, torch_pads, value=value)
+
+
+def _fwd_slice(ins: list, at: dict) -> Tensor:
+    x = ins[0]
+    starts, ends = _ints_arg(ins, 1, at, "starts") or [], _ints_arg(ins, 2, at, "ends") or []
+    axes = _ints_arg(ins, 3, at, "axes") or list(range(len(starts)))
+    steps = _ints_arg(ins, 4, at, "steps") or [1] * len(starts)
+    for a, st, en, sp in zip(axes, starts, ends, steps, strict=True):
+        a = a % x.dim()
+        idx = np.arange(x.shape[a])[slice(st, en, sp)]
+        x = x.index_select(a, torch.from_numpy(idx.astype(np.int64)))
+    return x
+
+
+def _fwd_split(ins: list, at: dict, n_out: int) -> tuple[Tensor, ...]:
+    x, axis = ins[0], int(at.get("axis", 0))
+    sizes = _ints_arg(ins, 1, at, "split")
+    if not sizes:
+        dim = x.shape[axis]
+        each = -(-dim // n_out)
+        sizes = [min(each, dim - i * each) for i in range(n_out)]
+    return torch.split(x, sizes, dim=axis)
+
+
+def _fwd_reduce_max(ins: list, at: dict) -> Tensor:
+    """ReduceMax as a gather of the first arg-max (row-major over the reduced axes), so that
+    autograd sends the gradient there only (torch's amax would split ties evenly)."""
+    x = ins[0]
+    axes = sorted(a % x.dim() for a in (_ints_arg(ins, 1, at, "axes") or range(x.dim())))
+    keep = [a for a in range(x.dim()) if a not in axes]
+    flat = x.permute(*keep, *axes).reshape(*[x.shape[a] for a in keep], -1)
+    top = flat.gather(-1, flat.argmax(dim=-1, keepdim=True))
+    if at.get("keepdims", 1):
+        return top.reshape([1 if a in axes else x.shape[a] for a in range(x.dim())])
+    return top.reshape([x.shape[a] for a in keep])
+
+
+def _fwd_conv_transpose(ins: list, at: dict) -> Tensor:
+    """ONNX ConvTranspose (2-D, explicit pads): the full transposed convolution, output
+    padding appended at the end, then the pads cropped off each side."""
+    x, w = ins[0], ins[1]
+    s = list(at.get("strides", [1, 1]))
+    d = list(at.get("dilations", [1, 1]))
+    top, left, bottom, right = list(at.get("pads", [0, 0, 0, 0]))
+    oph, opw = list(at.get("output_padding", [0, 0]))
+    y = F.conv_transpose2d(x, w, stride=s, dilation=d, groups=int(at.get("group", 1)))
+    y = F.pad(y, (0, opw, 0, oph))
+    y = y[:, :, top : y.shape[2] - bottom, left : y.shape[3] - right]
+    return y if len(ins) < 3 or ins[2] is None else y + ins[2].reshape(1, -1, 1, 1)
+
+
+#: (mode, coordinate_transformation_mode, nearest_mode) -> F.interpolate mode, align_corners
+_RESIZE_MODES = {
+    ("nearest", "asymmetric", "floor"): ("nearest", None),
+    ("nearest", "half_pixel", "round_prefer_floor"): ("nearest-exact", None),
+    ("linear", "half_pixel", None): ("linear", False),
+    ("linear", "pytorch_half_pixel", None): ("linear", False),
+    ("linear", "align_corners", None): ("linear", True),
+}
+
+
+def _fwd_resize(ins: list, at: dict) -> Tensor:
+    """ONNX Resize (integer scales or sizes) with ``F.interpolate``, for the mode combinations
+    that torch has."""
+    x = ins[0]
+    mode = str(at.get("mode", "nearest"))
+    ctm = str(at.get("coordinate_transformation_mode", "half_pixel"))
+    nearest = str(at.get("nearest_mode", "round_prefer_floor")) if mode == "nearest" else None
+    key = (mode, ctm, nearest)
+    if key not in _RESIZE_MODES:
+        raise NotImplementedError(f"Resize {key}")
+    tmode, align = _RESIZE_MODES[key]
+    if len(ins) > 3 and ins[3] is not None:
+        size = [int(v) for v in ins[3].tolist()[2:]]
+    else:
+        scales = ins[2].tolist()[2:]
+        size = [math.floor(n * float(s)) for n, s in zip(x.shape[2:], scales, strict=True)]
+    if tmode == "linear":
+        tmode = {3: "linear", 4: "bilinear"}[x.dim()]
+    return F.interpolate(x, size=size, mode=tmode, align_corners=align)
+
+
 def _fwd_reshape(ins: list, at: dict) -> Tensor:
     x, shape = ins[0], [int(v) for v in ins[1].tolist()]
     if not at.get("allowzero", 0):
@@ -453,6 +644,17 @@ def forward_node(node: onnx.NodeProto, ins: list, opset: int) -> Tensor:
         "Tanh": lambda: torch.tanh(x),
         "Identity": lambda: x,
         "Dropout": lambda: x,
+        "HardSigmoid": lambda: _fwd_hard_sigmoid(x, float(at.get("alpha", 0.2)),
+                                                 float(at.get("beta", 0.5))),
+        "HardSwish": lambda: x * _fwd_hard_sigmoid(x, 1.0 / 6.0, 0.5),
+        "PRelu": lambda: torch.where(x > 0, x, ins[1] * x),
+        "Elu": lambda: _fwd_elu(x, float(at.get("alpha", 1.0))),
+        "Selu": lambda: _fwd_elu(x, float(at.get("alpha", 1.67326319217681884765625)),
+                                 float(at.get("gamma", 1.05070102214813232421875))),
+        "Gelu": lambda: _fwd_gelu(x, at),
+        "Softplus": lambda: F.softplus(x),
+        "Mish": lambda: x * torch.tanh(F.softplus(x)),
+        "InstanceNormalization": lambda: _fwd_instance_norm(ins, at),
         "Clip": lambda: _fwd_clip(ins, at),
         "BatchNormalization": lambda: _fwd_bn(ins, at),
         "Flatten": lambda: _fwd_flatten(ins, at),
@@ -464,6 +666,20 @@ def forward_node(node: onnx.NodeProto, ins: list, opset: int) -> Tensor:
         "Mul": lambda: ins[0] * ins[1],
         "Div": lambda: ins[0] / ins[1],
         "Concat": lambda: torch.cat(ins, dim=int(at["axis"])),
+        "Transpose": lambda: x.permute(*at.get("perm", range(x.dim())[::-1])),
+        "Squeeze": lambda: _fwd_squeeze(ins, at),
+        "Unsqueeze": lambda: _fwd_unsqueeze(ins, at),
+        "Pad": lambda: _fwd_pad(ins, at),
+        "Slice": lambda: _fwd_slice(ins, at),
+        "ReduceMax": lambda: _fwd_reduce_max(ins, at),
+        "Resize": lambda: _fwd_resize(ins, at),
+        "Upsample": lambda: _fwd_resize([x, None, ins[1]], {
+            "mode": at.get("mode", "nearest"), "coordinate_transformation_mode": "asymmetric",
+            "nearest_mode": "floor"}),
+        "Erf": lambda: torch.erf(x),
+        "Pow": lambda: torch.pow(x, ins[1]),
+        "ConvTranspose": lambda: _fwd_conv_transpose(ins, at),
+        "Sum": lambda: sum(ins[1:], ins[0]),
         "Softmax": lambda: _fwd_softmax(ins, at, False, opset),
         "LogSoftmax": lambda: _fwd_softmax(ins, at, True, opset),
     }
@@ -490,6 +706,10 @@ def run_forward(graph: Graph, x: Tensor) -> dict[str, Tensor]:
             env[node.output[0]] = t.to(dtype) if t.is_floating_point() else t
             continue
         ins = [env[i] if i else None for i in node.input]
+        if node.op_type == "Split":
+            env.update(zip(node.output, _fwd_split(ins, _attrs(node), len(node.output)),
+                           strict=True))
+            continue
         env[node.output[0]] = forward_node(node, ins, graph.opset)
         if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
             env[node.output[1]] = torch.ones_like(env[node.output[0]], dtype=torch.bool)
@@ -611,16 +831,34 @@ class _Walk:
             return [(data[0], self._conv(node, R))]
         if op in ("Gemm", "MatMul"):
             return [(data[0], self._dense(node, R))]
+        if op == "ConvTranspose":
+            return [(data[0], self._conv_transpose(node, R))]
         if op in POOL_OPS:
             x = self.value(data[0])
             return [(data[0], pool_rule(x, R, make_pool(op, _attrs(node), x.shape)))]
+        if op == "ReduceMax":
+            x, rest = self.value(data[0]), [self.value(i) if i else None for i in node.input[1:]]
+            at = _attrs(node)
+            return [(data[0], pool_rule(x, R, lambda t: _fwd_reduce_max([t, *rest], at)))]
+        if op == "Sum" and len(data) == 2 and len(node.input) == 2:
+            return self._add(data, R)
+        if op == "Sum" and len(data) > 2 and len(node.input) == len(data):
+            return list(zip(data, sum_rule([self.value(d) for d in data], R, self.add_mode),
+                            strict=True))
         if op in ("Flatten", "Reshape"):
             return [(data[0], R.reshape(self.env[data[0]].shape))]
+        if op in MAPPING_OPS:
+            return [(data[0], self._mapping(node, R))]
+        if op in ("Resize", "Upsample"):
+            x = self.value(data[0])
+            return [(data[0], x * self._mapping(node, sdiv(R, self.value(node.output[0]))))]
         if op == "Concat":
             return self._concat(node, R)
         if op == "Add" and len(data) == 2:
             return self._add(data, R)
-        if op in PASS_THROUGH_OPS or (op in ARITH_OPS and len(data) == 1):
+        if op == "Mul" and len(data) == 2:
+            return [(self._gate_signal(data, R), R)]
+        if op in PASS_THROUGH_OPS or (op in (*ARITH_OPS, "Sum") and len(data) == 1):
             return [(data[0], R.sum_to_size(self.env[data[0]].shape))]
         raise NotImplementedError(f"no relevance rule for {op} with {len(data)} data inputs")
 
@@ -633,6 +871,14 @@ class _Walk:
         if tuple(w.shape[2:]) == (1, 1):
             return conv_pointwise(x, w, R, **kw)
         return conv_hidden(x, w, R, ratio=self.ratio, **kw)
+
+    def _conv_transpose(self, node: onnx.NodeProto, R: Tensor) -> Tensor:
+        if node.input[0] in self.raw:
+            raise NotImplementedError("ConvTranspose fed by the model input")
+        x, w, at = self.value(node.input[0]), self.value(node.input[1]), _attrs(node)
+        pointwise = all(k == 1 for k in w.shape[2:])
+        return layer_rule(x, w, R, lambda t, v: _fwd_conv_transpose([t, v], at), self.ratio,
+                          pointwise)
 
     def _dense(self, node: onnx.NodeProto, R: Tensor) -> Tensor:
         if node.input[0] in self.graph.const or node.input[1] not in self.graph.const:
@@ -653,6 +899,32 @@ class _Walk:
         return [(i, p) for i, p in zip(node.input, parts, strict=True)
                 if i not in self.graph.const]
 
+    def _mapping(self, node: onnx.NodeProto, R: Tensor) -> Tensor:
+        """Section 4.9: a value-moving op sends R back along its own transpose (crop for Pad,
+        scatter into zeros for Slice, inverse permutation, reshape), i.e. its VJP. Resize:
+        the z-rule through it, ``R_in = x · VJP(sdiv(R, resize(x)))``."""
+        ins = [self.value(i) if i else None for i in node.input]
+        return vjp(lambda t: forward_node(node, [t, *ins[1:]], self.graph.opset), ins[0], R)
+
+    def split_back(self, node: onnx.NodeProto, Rs: list[Tensor | None]) -> Tensor:
+        """Section 4.9: Split's relevances concatenated back, zeros for outputs without any."""
+        parts = [torch.zeros_like(self.env[o]) if r is None else r
+                 for o, r in zip(node.output, Rs, strict=True)]
+        return torch.cat(parts, dim=int(_attrs(node).get("axis", 0)))
+
+    def _gate_signal(self, data: list[str], R: Tensor) -> str:
+        """Rule 4.8: the operand of a two-tensor Mul that is not a Sigmoid/HardSigmoid output
+        (the signal) receives all of R; the gate receives nothing."""
+        graph = self.graph
+        gates = [d for d in data if d in graph.producer
+                 and graph.nodes[graph.producer[d]].op_type in ("Sigmoid", "HardSigmoid")]
+        if len(gates) != 1:
+            raise NotImplementedError("Mul of two tensors without exactly one gate")
+        signal = next(d for d in data if d != gates[0])
+        if self.env[signal].shape != R.shape:
+            raise NotImplementedError("gating Mul with a broadcast signal")
+        return signal
+
     def _add(self, data: list[str], R: Tensor) -> list[tuple[str, Tensor]]:
         a, b = data
         mode = self.add_mode
@@ -671,6 +943,13 @@ def _propagate(walk: _Walk, split: str, R0: Tensor) -> Tensor:
     graph = walk.graph
     rel: dict[str, Tensor] = {split: R0}
     for node in reversed(graph.nodes[: graph.pos(split) + 1]):
+        if node.op_type == "Split":
+            outs = [rel.pop(o, None) for o in node.output]
+            if any(r is not None for r in outs):
+                x_name = graph.data_inputs(node)[0]
+                r_in = walk.split_back(node, outs)
+                rel[x_name] = rel[x_name] + r_in if x_name in rel else r_in
+            continue
         if any(o in rel for o in node.output[1:]):
             raise NotImplementedError(f"relevance on a secondary output of {node.op_type}")
         R = rel.pop(node.output[0], None)
