@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 PYTHON  ?= python3
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,14 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck pytest
+# The gallery test drives a real browser: install Debian's chromium when it is missing.
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the gallery browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    >/dev/null || echo "warning: could not install chromium; the browser test will skip"; }
+
+test: lint typecheck browser pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_explainer.py
