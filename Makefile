@@ -26,7 +26,7 @@ demo: $(DEMO_STAMP)
 	$(PY) -m fixtures.demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check aeq_onnx tests fixtures benchmarks
+	$(VENV)/bin/ruff check aeq_onnx tests fixtures benchmarks scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

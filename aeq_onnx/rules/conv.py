@@ -74,7 +74,7 @@ class ConvRule(OpRule):
 
     data_inputs = (0,)
     vjp_name = "ConvTranspose with W"
-    relevance_name = "AE conv"
+    relevance_name = "AE: bounded z^B at the input layer (4.3), 1x1 rule (4.2), equilibrium (4.1)"
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         if not ctx.view.is_constant(node.inputs[1].name):
