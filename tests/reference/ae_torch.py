@@ -556,6 +556,13 @@ def _fwd_reduce_max(ins: list, at: dict) -> Tensor:
     return top.reshape([x.shape[a] for a in keep])
 
 
+def _fwd_reduce_mean(ins: list, at: dict) -> Tensor:
+    """ReduceMean over the given axes (all when none; axes from the input at opset 18+)."""
+    x = ins[0]
+    axes = sorted(a % x.dim() for a in (_ints_arg(ins, 1, at, "axes") or range(x.dim())))
+    return x.mean(dim=axes, keepdim=bool(at.get("keepdims", 1)))
+
+
 def _fwd_conv_transpose(ins: list, at: dict) -> Tensor:
     """ONNX ConvTranspose (2-D, explicit pads): the full transposed convolution, output
     padding appended at the end, then the pads cropped off each side."""
@@ -672,6 +679,7 @@ def forward_node(node: onnx.NodeProto, ins: list, opset: int) -> Tensor:
         "Pad": lambda: _fwd_pad(ins, at),
         "Slice": lambda: _fwd_slice(ins, at),
         "ReduceMax": lambda: _fwd_reduce_max(ins, at),
+        "ReduceMean": lambda: _fwd_reduce_mean(ins, at),
         "Resize": lambda: _fwd_resize(ins, at),
         "Upsample": lambda: _fwd_resize([x, None, ins[1]], {
             "mode": at.get("mode", "nearest"), "coordinate_transformation_mode": "asymmetric",
@@ -836,10 +844,11 @@ class _Walk:
         if op in POOL_OPS:
             x = self.value(data[0])
             return [(data[0], pool_rule(x, R, make_pool(op, _attrs(node), x.shape)))]
-        if op == "ReduceMax":
+        if op in ("ReduceMax", "ReduceMean"):
             x, rest = self.value(data[0]), [self.value(i) if i else None for i in node.input[1:]]
             at = _attrs(node)
-            return [(data[0], pool_rule(x, R, lambda t: _fwd_reduce_max([t, *rest], at)))]
+            reduce = _fwd_reduce_max if op == "ReduceMax" else _fwd_reduce_mean
+            return [(data[0], pool_rule(x, R, lambda t: reduce([t, *rest], at)))]
         if op == "Sum" and len(data) == 2 and len(node.input) == 2:
             return self._add(data, R)
         if op == "Sum" and len(data) > 2 and len(node.input) == len(data):

@@ -1,0 +1,53 @@
+"""``scripts/coverage_table.py`` without running any model: the matrix, the error summary and
+the markdown it writes (the model runs themselves are ``test_architectures.py``'s job)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from aeq_onnx.errors import UnsupportedOpError  # noqa: E402
+from fixtures import torchvision_models as tvm  # noqa: E402
+from scripts import coverage_table as ct  # noqa: E402
+
+
+def test_matrix_covers_every_opset_or_only_defaults_when_quick() -> None:
+    full = ct.cases(["mobilenet_v2"], tvm.EXPORTERS, None, quick=False)
+    assert full == [("mobilenet_v2", "torchscript", o) for o in tvm.OPSETS["torchscript"]] + [
+        ("mobilenet_v2", "dynamo", o) for o in tvm.OPSETS["dynamo"]]
+    quick = ct.cases(["alexnet", "vgg16"], ["torchscript", "dynamo"], None, quick=True)
+    assert quick == [("alexnet", "torchscript", 17), ("alexnet", "dynamo", 18),
+                     ("vgg16", "torchscript", 17), ("vgg16", "dynamo", 18)]
+    # an opset an exporter is not exercised at is dropped, not passed on
+    assert ct.cases(["alexnet"], ["dynamo"], [11, 18], quick=False) == [("alexnet", "dynamo", 18)]
+
+
+def test_every_table_architecture_is_a_fixture() -> None:
+    assert set(ct.ARCHS) == set(tvm.MODELS)
+
+
+def test_unsupported_summary_counts_ops_with_their_reason() -> None:
+    exc = UnsupportedOpError([("Mul", "/a/Mul: Mul of 2 non-constant operands", 17),
+                              ("Mul", "/b/Mul: Mul of 2 non-constant operands", 17),
+                              ("Pad", "/c/Pad", 17)], ["Conv"])
+    assert ct.unsupported_summary(exc) == (
+        "UnsupportedOpError: Mul x2 (Mul of 2 non-constant operands), Pad x1")
+
+
+def test_markdown_has_one_row_per_case_and_escapes_pipes() -> None:
+    ok = ct.CaseResult("mobilenet_v2", "torchscript", 17, 64, status="pass", logits_err=1e-6,
+                       relevance_err=5e-6, times={"compile": 0.3, "session": 1.0,
+                                                  "explain": 2.0})
+    bad = ct.CaseResult("efficientnet_b0", "dynamo", 18, 64, status="unsupported",
+                        error="UnsupportedOpError: Mul x65 (a|b)", unsupported_ops=["Mul"])
+    lines = ct.markdown([ok, bad]).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| architecture |")
+    assert "✅ pass" in lines[2] and "1.0e-06" in lines[2] and "5.0e-06" in lines[2]
+    assert "❌ unsupported" in lines[3] and "Mul x65 (a\\|b)" in lines[3]
+    assert "UnsupportedOpError" not in lines[3]
+    columns = [line.count("|") - line.count("\\|") for line in lines]
+    assert len(set(columns)) == 1, columns
