@@ -41,3 +41,27 @@ class InputError(AeqError):
 
 class LayerError(AeqError):
     """The split layer (tensor) named by the user does not exist or cannot be used."""
+
+
+class ExternalDataError(ModelLoadError):
+    """External tensor data points outside the model's folder, at a link, or at bad bytes."""
+
+
+class ResourceLimitError(ModelLoadError):
+    """A tensor the model declares (or makes the explainer allocate) exceeds a size cap."""
+
+
+class CustomDomainError(ModelLoadError):
+    """The model uses ops from non-standard (custom) op domains."""
+
+
+class VersionError(ModelLoadError):
+    """The model's IR or opset version is newer than the installed onnx/onnxruntime support."""
+
+
+class NonFiniteWeightError(ModelLoadError):
+    """A weight (initializer or constant) holds NaN or Inf values."""
+
+
+class ModelRejectedError(ModelLoadError):
+    """The isolated checker crashed, ran out of memory or time on the model."""

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import onnx
 import onnx.checker
-import onnx.defs
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
-from aeq_onnx import protos
+from aeq_onnx import protos, safety
 from aeq_onnx.errors import ModelLoadError
 
 _LENGTH_DELIMITED = {
@@ -39,8 +37,15 @@ class LoadedModel:
     path: Path | None
 
 
-def load_model(source: Source) -> LoadedModel:
-    """Load and validate a model; every problem is a one-line ModelLoadError."""
+def load_model(source: Source, *, isolate: bool | None = None,
+               allow_custom_domains: bool = False) -> LoadedModel:
+    """Load and validate a model; every problem is a one-line ModelLoadError (or subclass).
+
+    ``isolate`` runs onnx's checker and shape inference in a memory- and time-limited child
+    process, so a native crash on a hostile model becomes a :class:`ModelRejectedError`
+    (default: on when the environment variable ``AEQ_ISOLATE=1``). Ops from custom domains
+    are refused unless ``allow_custom_domains``.
+    """
     path: Path | None = None
     if isinstance(source, onnx.ModelProto):
         label, data = "the in-memory model", _serialize(source)
@@ -55,10 +60,18 @@ def load_model(source: Source) -> LoadedModel:
         model = _parse(data, label)
     else:
         raise TypeError(f"load_model expects a path, bytes or onnx.ModelProto, not {type(source)}")
-    _check_versions(model, label)
+    if isolate is None:
+        isolate = os.environ.get("AEQ_ISOLATE", "") == "1"
+    safety.check_strings(model, label)
+    safety.check_versions(model, label)
+    if not allow_custom_domains:
+        safety.check_domains(model, label)
+    safety.check_tensor_sizes(model, label)
+    safety.check_allocations(model, label)
     _load_external_data(model, path.parent if path is not None else None, label)
     _check_io(model, label)
-    _check(model, label, path)
+    _check(model, label, isolate)
+    safety.check_finite_weights(model, label)
     return LoadedModel(model=model, sha256=hashlib.sha256(data).hexdigest(), path=path)
 
 
@@ -126,81 +139,18 @@ def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
     return None, pos
 
 
-def _check_versions(model: onnx.ModelProto, label: str) -> None:
-    """Refuse IR or opset versions newer than the installed onnx understands."""
-    if model.ir_version > onnx.IR_VERSION:
-        raise ModelLoadError(
-            f"{label} uses ONNX IR version {model.ir_version}, but the installed onnx "
-            f"{onnx.__version__} supports at most IR version {onnx.IR_VERSION}"
-        )
-    newest = onnx.defs.onnx_opset_version()
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx") and entry.version > newest:
-            raise ModelLoadError(
-                f"{label} uses ONNX opset {entry.version}, but the installed onnx "
-                f"{onnx.__version__} supports at most opset {newest}"
-            )
-
-
 def _load_external_data(model: onnx.ModelProto, folder: Path | None, label: str) -> None:
     """Read external tensor data, only from files inside the model's own folder."""
-    tensors = [t for t in _all_tensors(model) if external_data_helper.uses_external_data(t)]
+    tensors = [t for t in safety.all_tensors(model)
+               if external_data_helper.uses_external_data(t)]
     if not tensors:
         return
-    if folder is None:
-        raise ModelLoadError(f"{label} references external data files; load it from its path")
-    root = folder.resolve()
-    for tensor in tensors:
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        _check_location(location, root, tensor.name, label)
+    root = folder.resolve() if folder is not None else None
+    safety.check_external_data(tensors, root, label)
     try:
         external_data_helper.load_external_data_for_model(model, str(root))
     except (OSError, ValueError, onnx.checker.ValidationError) as exc:
         raise ModelLoadError(f"{label}: cannot load external data: {_one_line(exc)}") from exc
-
-
-def _check_location(location: str, root: Path, tensor: str, label: str) -> None:
-    """Refuse an external-data location that is absolute, climbs with '..', or leaves `root`."""
-    where = f"{label}: external data '{location}' of tensor '{tensor}'"
-    posix, windows = PurePosixPath(location), PureWindowsPath(location)
-    if not location or posix.is_absolute() or windows.is_absolute() or windows.drive:
-        raise ModelLoadError(f"{where} is not a relative path inside the model's folder")
-    if ".." in posix.parts or ".." in windows.parts:
-        raise ModelLoadError(f"{where} uses '..'; only files inside the model's folder are read")
-    target = (root / location).resolve()
-    if not target.is_relative_to(root):
-        raise ModelLoadError(f"{where} resolves outside the model's folder")
-    if not target.is_file():
-        raise ModelLoadError(f"{where} is missing")
-
-
-def _all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    """Every tensor stored in the model: initializers and attribute tensors, subgraphs included."""
-    yield from _graph_tensors(model.graph)
-    for function in model.functions:
-        for node in function.node:
-            yield from _node_tensors(node)
-
-
-def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Initializers and node-attribute tensors of a graph and its subgraphs."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield from (sparse.values, sparse.indices)
-    for node in graph.node:
-        yield from _node_tensors(node)
-
-
-def _node_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
-    """Tensors held by a node's attributes, subgraphs included."""
-    for attr in node.attribute:
-        if attr.HasField("t"):
-            yield attr.t
-        yield from attr.tensors
-        if attr.HasField("g"):
-            yield from _graph_tensors(attr.g)
-        for graph in attr.graphs:
-            yield from _graph_tensors(graph)
 
 
 def _check_io(model: onnx.ModelProto, label: str) -> None:
@@ -212,10 +162,15 @@ def _check_io(model: onnx.ModelProto, label: str) -> None:
         raise ModelLoadError(f"{label} has a graph with no outputs")
 
 
-def _check(model: onnx.ModelProto, label: str, path: Path | None) -> None:
-    """Run onnx's checker (on the file when the model is too large to check in memory)."""
+def _check(model: onnx.ModelProto, label: str, isolate: bool) -> None:
+    """Run onnx's checker on the weight-free skeleton (in a limited child when ``isolate``)."""
     try:
-        protos.check(model)
+        if isolate:
+            message = safety.check_isolated(protos.skeleton(model).SerializeToString(), label)
+            if message is not None:
+                raise onnx.checker.ValidationError(message)
+        else:
+            protos.check(model)
     except (onnx.checker.ValidationError, ValueError, OSError) as exc:
         raise ModelLoadError(f"{label} fails the ONNX checker: {_one_line(exc)}") from exc
 

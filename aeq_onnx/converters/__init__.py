@@ -11,7 +11,6 @@ from aeq_onnx import protos
 from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
-    fold_pad,
     infer_shapes,
     opset,
     strip_identity,
@@ -26,13 +25,15 @@ Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 # feed constant folding; folding exposes Pad/BN constants to their passes;
 # the second fold removes the constants those passes left behind; the final inference annotates
 # the canonical graph for the compiler.
+# fold_pad is not in the pipeline: folding changes AE relevance. Under the spec a Conv's input
+# X includes an explicit Pad's zeros, which count as inactive neurons (ā) in rules 4.1/4.2,
+# while padding inside the Conv does not; the Pad's own rule (4.9) then crops.
 PIPELINE: list[Pass] = [
     weight_inputs.run,
     opset.run,
     infer_shapes.run,
     fold_constants.run,
     strip_identity.run,
-    fold_pad.run,
     fold_batchnorm.run,
     fold_constants.run,
     infer_shapes.run,
