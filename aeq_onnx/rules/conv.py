@@ -10,7 +10,7 @@ import onnx_graphsurgeon as gs
 from aeq_onnx.emit import ConvGeometry, Emitter, conv, conv_t, flip_transpose
 from aeq_onnx.rules import equilibrium
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
-from aeq_onnx.rules.equilibrium import WEIGHT_TRANSFORMS, WeightKind
+from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
 from aeq_onnx.rules.registry import register
 
 
@@ -27,9 +27,10 @@ class ConvMap:
     w_name: str
     geom: ConvGeometry
     hint: str
-    _names: dict[str, str] = field(default_factory=dict)
-    _arrays: dict[str, np.ndarray] = field(default_factory=dict)
     _flipped: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.weights = WeightVariants(self.em, self.w, self.hint, self.w_name)
 
     @property
     def rank_in(self) -> int:
@@ -40,11 +41,7 @@ class ConvMap:
         return self.rank_in
 
     def weight(self, kind: WeightKind) -> str:
-        if kind not in self._names:
-            value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
-            name = self.w_name if kind == "raw" else self.em.const(value, f"{self.hint}_W{kind}")
-            self._names[kind], self._arrays[name] = name, value
-        return self._names[kind]
+        return self.weights.get(kind)
 
     def fwd(self, x: str, w: str) -> str:
         return conv(self.em, x, w, self.geom)
@@ -55,7 +52,7 @@ class ConvMap:
         if attrs is None:
             return conv_t(self.em, s, w, self.geom)
         if w not in self._flipped:
-            flipped = flip_transpose(self._arrays[w], self.geom.group)
+            flipped = flip_transpose(self.weights.arrays[w], self.geom.group)
             self._flipped[w] = self.em.const(flipped, f"{self.hint}_flipT")
         return self.em.op("Conv", [s, self._flipped[w]], "convT_as_conv", **attrs)
 
@@ -118,7 +115,9 @@ class ConvTransposeMap:
     attrs: dict[str, object]
     in_spatial: tuple[int, ...]
     hint: str
-    _names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.weights = WeightVariants(self.em, self.w, self.hint, self.w_name)
 
     @property
     def rank_in(self) -> int:
@@ -129,11 +128,7 @@ class ConvTransposeMap:
         return self.rank_in
 
     def weight(self, kind: WeightKind) -> str:
-        if kind not in self._names:
-            value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
-            name = self.w_name if kind == "raw" else self.em.const(value, f"{self.hint}_W{kind}")
-            self._names[kind] = name
-        return self._names[kind]
+        return self.weights.get(kind)
 
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("ConvTranspose", [x, w], "convtr", **self.attrs)

@@ -7,6 +7,7 @@ dense layers (Gemm/MatMul, spec 4.4) share the same formulas.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -32,6 +33,28 @@ WEIGHT_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "pos": lambda w: np.maximum(w, 0),
     "neg": lambda w: np.minimum(w, 0),
 }
+
+
+@dataclass
+class WeightVariants:
+    """W, |W|, W+ and W- of one layer as initializers, each emitted once; W itself is the
+    node's own initializer when ``raw_name`` is given."""
+
+    em: Emitter
+    w: np.ndarray
+    hint: str
+    raw_name: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def get(self, kind: WeightKind) -> str:
+        """The initializer name of one variant (emitted on first use)."""
+        if kind not in self.names:
+            value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
+            raw = kind == "raw" and self.raw_name is not None
+            name = self.raw_name if raw else self.em.const(value, f"{self.hint}_W{kind}")
+            self.names[kind], self.arrays[str(name)] = str(name), value
+        return self.names[kind]
 
 
 class LinearMap(Protocol):

@@ -6,7 +6,7 @@ A dense layer is a 1x1 convolution over a 1x1 map, so its relevance is the point
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -14,7 +14,7 @@ import onnx_graphsurgeon as gs
 from aeq_onnx.emit import Emitter
 from aeq_onnx.rules import equilibrium
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
-from aeq_onnx.rules.equilibrium import WEIGHT_TRANSFORMS, WeightKind
+from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
 from aeq_onnx.rules.registry import register
 
 
@@ -26,17 +26,16 @@ class DenseMap:
     w: np.ndarray
     rank_in: int
     hint: str
-    _names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.weights = WeightVariants(self.em, self.w, self.hint)
 
     @property
     def rank_out(self) -> int:
         return self.rank_in
 
     def weight(self, kind: WeightKind) -> str:
-        if kind not in self._names:
-            value = WEIGHT_TRANSFORMS[kind](self.w).astype(np.float32)
-            self._names[kind] = self.em.const(value, f"{self.hint}_W{kind}")
-        return self._names[kind]
+        return self.weights.get(kind)
 
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("MatMul", [x, w], "dense")

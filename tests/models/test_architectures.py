@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:  # `fixtures` is a top-level folder, not an instal
 import aeq_onnx  # noqa: E402
 from aeq_onnx.errors import UnsupportedOpError  # noqa: E402
 from fixtures import torchvision_models as tvm  # noqa: E402
+from tests.models import common  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -86,25 +87,10 @@ CASES = [
 ]
 
 
-def report(request: pytest.FixtureRequest, line: str) -> None:
-    """Show ``line`` in the pytest output even when output capturing is on."""
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        print(line, flush=True)
 
 
 def torch_logits(arch: str, batch: np.ndarray) -> np.ndarray:
-    """The seeded torch module's logits (the model is freed afterwards)."""
-    import torch
-
-    model = tvm.build(arch)
-    with torch.no_grad():
-        logits = model(torch.from_numpy(batch)).numpy()
-    del model
-    return logits
+    return common.torch_logits(tvm.build, arch, batch)
 
 
 @pytest.mark.parametrize(("arch", "exporter", "opset"), CASES)
@@ -148,7 +134,7 @@ def test_architecture(request: pytest.FixtureRequest, arch: str, exporter: str,
         worst = max(worst, err)
         np.testing.assert_allclose(result.relevance[i], ref["R"][i], rtol=0,
                                    atol=tolerance * scale)
-    report(request, f"\n[{arch}-{exporter}-op{opset}] {size}px: compile {compile_s:.1f} s, "
+    common.report(request, f"\n[{arch}-{exporter}-op{opset}] {size}px: compile {compile_s:.1f} s, "
                     f"session+explain {explain_s:.1f} s, reference {reference_s:.1f} s; "
                     f"logits max |Δ| / max |logit| "
                     f"{np.abs(result.logits - expected).max() / logit_scale:.1e}, "

@@ -47,6 +47,7 @@ from reference.ae_torch import reference_explain  # noqa: E402
 
 import aeq_onnx  # noqa: E402
 from aeq_onnx.inspection import inspect_model  # noqa: E402
+from tests.models import common  # noqa: E402
 
 BATCH = 2
 SIZE = keras_models.SIZE
@@ -77,14 +78,6 @@ class Case:
     reference: dict
 
 
-def report(request: pytest.FixtureRequest, line: str) -> None:
-    """Show ``line`` in the pytest output even when output capturing is on."""
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        print(line, flush=True)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -110,7 +103,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
     result = explainer.explain(batch)
     keras_out = keras_models.keras_outputs(name, batch)
     reference = reference_explain(model, batch)
-    report(request, f"\n[{name}-opset{opset}] ops {' '.join(keras_models.op_types(path))}; "
+    common.report(request, f"\n[{name}-opset{opset}] ops {' '.join(keras_models.op_types(path))}; "
                     f"Explainer {compile_s:.2f} s; softmax(logits) max |Δ| vs Keras "
                     f"{np.abs(softmax(result.logits) - keras_out['probs']).max():.1e}; "
                     f"relevance Δ / max |R| vs reference "

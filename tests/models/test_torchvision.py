@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # `fixtures` is a top-level folder, not an instal
 
 import aeq_onnx  # noqa: E402
 from fixtures import torchvision_models  # noqa: E402
+from tests.models import common  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -49,25 +50,10 @@ class Case:
     compile_s: float
 
 
-def report(request: pytest.FixtureRequest, line: str) -> None:
-    """Show ``line`` in the pytest output even when output capturing is on."""
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        print(line, flush=True)
 
 
 def torch_logits(name: str, batch: np.ndarray) -> np.ndarray:
-    """The seeded torch model's logits for ``batch`` (the model is freed afterwards)."""
-    import torch
-
-    model = torchvision_models.build(name)
-    with torch.no_grad():
-        logits = model(torch.from_numpy(batch)).numpy()
-    del model
-    return logits
+    return common.torch_logits(torchvision_models.build, name, batch)
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -85,7 +71,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
     reference = torch_logits(name, batch)
     result = explainer.explain(batch)
     error = float(np.abs(result.logits - reference).max())
-    report(request, f"\n[{name}-{exporter}] compile_explainer {compile_s:.1f} s "
+    common.report(request, f"\n[{name}-{exporter}] compile_explainer {compile_s:.1f} s "
                     f"({path.name} -> {nodes} nodes); logits max |Δ| vs torch {error:.2e} "
                     f"(max |logit| {np.abs(reference).max():.3g})")
     yield Case(f"{name}-{exporter}", explainer, batch, reference, result, compile_s)
