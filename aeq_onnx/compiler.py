@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
+import onnx.shape_inference
 import onnx_graphsurgeon as gs
 
 from aeq_onnx import __version__, emit, protos
 from aeq_onnx.assemble import assemble, free_reserved_names
 from aeq_onnx.converters import canonicalize
-from aeq_onnx.errors import LayerError, UnsupportedOpError
+from aeq_onnx.errors import LayerError, UnsupportedModelError, UnsupportedOpError
 from aeq_onnx.graph import GraphView
 from aeq_onnx.loading import load_model
 from aeq_onnx.methods import AddRule, Method
@@ -178,5 +179,10 @@ def compile_explainer(
     }
     extra = ("split_gradient",) if expose_gradient else ()
     explainer = assemble(ctx, plan, flows, metadata, extra)
-    protos.check(explainer, full=True)
+    try:
+        protos.check(explainer, full=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedModelError(f"the explainer for this model fails ONNX validation (an "
+                                    f"inconsistent model?): {first}") from exc
     return explainer

@@ -76,6 +76,14 @@ class ConvRule(OpRule):
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         if not ctx.view.is_constant(node.inputs[1].name):
             return "Conv weight is not a constant"
+        w_shape = ctx.view.constant(node.inputs[1].name).shape
+        group = int(node.attrs.get("group", 1))
+        in_shape = ctx.view.shape(node.inputs[0].name)
+        channels = in_shape[1] if in_shape is not None and len(in_shape) > 1 else None
+        if group < 1 or len(w_shape) < 3 or w_shape[0] % group:
+            return f"Conv with group={group} and weight shape {list(w_shape)}"
+        if isinstance(channels, int) and channels != w_shape[1] * group:
+            return f"Conv input has {channels} channels, its weight expects {w_shape[1] * group}"
         return None
 
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:

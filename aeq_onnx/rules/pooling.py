@@ -19,6 +19,14 @@ Back = Callable[[str], str]
 EPS = 1e-9
 
 
+def _window_problem(ctx: EmitContext, node: gs.Node) -> str | None:
+    """Why a pool's window does not fit its (padded) input, or None."""
+    out = ctx.view.shape(node.outputs[0].name)
+    if out is None or any(isinstance(d, int) and d < 1 for d in out[2:]):
+        return f"{node.op} whose window does not fit its input (output shape {out})"
+    return None
+
+
 class _Pool(OpRule):
     """A pool as ``pool(x)`` and its VJP; relevance is the z-rule on ``xp``."""
 
@@ -60,7 +68,7 @@ class MaxPoolRule(_Pool):
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         if int(node.attrs.get("storage_order", 0)):
             return "MaxPool with storage_order=1"
-        return None
+        return _window_problem(ctx, node)
 
     def pool_and_back(self, ctx: EmitContext, node: gs.Node, x: str) -> tuple[str, Back]:
         em = ctx.em

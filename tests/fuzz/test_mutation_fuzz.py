@@ -17,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 try:
     from tests.helpers import Net
 except ModuleNotFoundError:
@@ -66,3 +68,16 @@ def test_mutated_model_bytes_fail_cleanly(tmp_path: Path) -> None:
     bad = [r for r in results if r["outcome"] in ("untyped", "multiline")]
     assert len(results) == CASES
     assert not bad, f"{len(bad)} case(s) without a clean typed error: {bad[:5]}"
+
+
+@pytest.mark.parametrize("case", [8625, 2073, 8276, 9534],
+                         ids=["conv-group-0", "maxpool-kernel-too-big", "channel-mismatch",
+                              "gemm-transB-65"])
+def test_formerly_untyped_mutations_give_typed_errors(tmp_path: Path, case: int) -> None:
+    """Seed-2 mutations that once escaped as ZeroDivisionError / InferenceError."""
+    model = small_model(tmp_path / "model.onnx")
+    done = subprocess.run([sys.executable, str(WORKER), str(model), "2", "1", str(case)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    results = [json.loads(line) for line in done.stdout.splitlines() if '"outcome"' in line]
+    assert done.returncode == 0 and len(results) == 1, done.stderr[-1000:]
+    assert str(results[0]["outcome"]).startswith("typed:"), results[0]
