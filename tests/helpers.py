@@ -19,11 +19,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import aeq_onnx
-
-try:
-    from tests.reference import ae_torch
-except ModuleNotFoundError:  # tests/ itself is on sys.path (see tests/conftest.py)
-    from reference import ae_torch  # type: ignore[no-redef]
+from tests.reference import ae_torch
 
 OPSET = 17
 IR_VERSION = 10

@@ -19,29 +19,16 @@ from hypothesis import strategies as st
 from onnx import numpy_helper
 
 import aeq_onnx
-
-try:
-    from tests.helpers import (
-        Net,
-        assert_rel_close,
-        check_logits,
-        compare_with_reference,
-        explain,
-        random_input,
-        reference_explain,
-        session,
-    )
-except ModuleNotFoundError:
-    from helpers import (  # type: ignore[no-redef]
-        Net,
-        assert_rel_close,
-        check_logits,
-        compare_with_reference,
-        explain,
-        random_input,
-        reference_explain,
-        session,
-    )
+from tests.helpers import (
+    Net,
+    assert_rel_close,
+    check_logits,
+    compare_with_reference,
+    explain,
+    random_input,
+    reference_explain,
+    session,
+)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 GOLDEN_MODELS = ("vgg_mini", "res_mini")

@@ -15,10 +15,7 @@ import onnx
 import pytest
 import torch
 
-try:
-    from tests.reference import ae_torch
-except ModuleNotFoundError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from reference import ae_torch  # type: ignore[no-redef]
+from tests.reference import ae_torch
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 MODELS = ("vgg_mini", "res_mini")

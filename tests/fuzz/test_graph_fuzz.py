@@ -30,11 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aeq_onnx.errors import AeqError
-
-try:
-    from tests.helpers import REL_TOL, Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import REL_TOL, Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import REL_TOL, Net, compare_with_reference, random_input
 
 EXAMPLES = int(os.environ.get("AEQ_FUZZ_EXAMPLES", "400"))
 RANDOM = os.environ.get("AEQ_FUZZ_RANDOM", "") == "1"

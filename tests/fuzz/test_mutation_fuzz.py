@@ -19,10 +19,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.helpers import Net
-except ModuleNotFoundError:
-    from helpers import Net  # type: ignore[no-redef]
+from tests.helpers import Net
 
 CASES = int(os.environ.get("AEQ_MUTATION_CASES", "1000"))
 SEED = int(os.environ.get("AEQ_MUTATION_SEED", "0"))

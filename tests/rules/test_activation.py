@@ -11,10 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 C = 6
 SHAPE = (3, 10, 10)

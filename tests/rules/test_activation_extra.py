@@ -13,13 +13,8 @@ import pytest
 
 import aeq_onnx
 from aeq_onnx.errors import UnsupportedOpError
-
-try:
-    from tests import helpers
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    import helpers  # type: ignore[no-redef]
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests import helpers
+from tests.helpers import Net, compare_with_reference, random_input
 
 C = 6
 SHAPE = (3, 10, 10)

@@ -13,10 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 CIN = 4
 SIZE = 12

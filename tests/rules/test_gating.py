@@ -12,11 +12,7 @@ import pytest
 
 import aeq_onnx
 from aeq_onnx.errors import UnsupportedOpError
-
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 C = 6
 SHAPE = (3, 10, 10)

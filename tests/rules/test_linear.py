@@ -9,10 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 FEATURES = 12
 CLASSES = 5

@@ -7,10 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 C = 6
 SIZE = 10

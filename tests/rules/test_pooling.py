@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 CIN = 3
 SIZE = 11  # odd, so that ceil_mode changes the output size

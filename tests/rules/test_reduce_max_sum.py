@@ -7,10 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 C = 6
 SHAPE = (3, 10, 10)

@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 from onnx import helper, numpy_helper
 
-try:
-    from tests.helpers import Net, compare_with_reference, random_input
-except ModuleNotFoundError:
-    from helpers import Net, compare_with_reference, random_input  # type: ignore[no-redef]
+from tests.helpers import Net, compare_with_reference, random_input
 
 SHAPE = (3, 12, 12)
 CLASSES = 5

@@ -29,11 +29,7 @@ from aeq_onnx.errors import (
     VersionError,
 )
 from aeq_onnx.loading import load_model
-
-try:
-    from tests.helpers import Net
-except ModuleNotFoundError:
-    from helpers import Net  # type: ignore[no-redef]
+from tests.helpers import Net
 
 SHAPE = (3, 8, 8)
 CLASSES = 3
