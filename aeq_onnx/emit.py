@@ -213,8 +213,9 @@ class ConvGeometry:
         """Attributes for the ConvTranspose that is the VJP of this Conv, cropped to ``in_spatial``.
 
         ConvTranspose gives ``s·(o-1) + d·(k-1) + 1 - p_begin - p_end + output_padding``; the
-        output padding is chosen to land on the input size, and where the forward windows ran
-        past the padded input (ceil mode) the end pad is raised instead.
+        output padding is chosen to land on the input size; :meth:`floor_pads` has already raised
+        the end pad where the forward windows ran past the padded input (ceil mode), so the
+        output padding is never negative.
         """
         dims = len(self.kernel)
         pads = self.floor_pads()
@@ -227,11 +228,7 @@ class ConvGeometry:
                 - pads[i]
                 - pads[i + dims]
             )
-            extra = self.in_spatial[i] - natural
-            if extra < 0:
-                pads[i + dims] -= extra
-                extra = 0
-            out_pad.append(extra)
+            out_pad.append(self.in_spatial[i] - natural)
         attrs = self.conv_attrs()
         attrs["pads"] = pads
         attrs["output_padding"] = out_pad
