@@ -5,12 +5,12 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 PYTHON  ?= python3
 
-.PHONY: install demo test lint typecheck pytest bench clean browser
+.PHONY: install demo audit-demo test lint typecheck pytest bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,keras]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,6 +24,10 @@ $(DEMO_STAMP): $(STAMP)
 # EfficientNet-Lite0 (real ImageNet weights) -> explainer -> out/demo/index.html
 demo: $(DEMO_STAMP)
 	$(PY) -m fixtures.demo
+
+# every method x insertion/deletion on EfficientNet-Lite0 and the bundled photos -> out/audit-demo
+audit-demo: $(DEMO_STAMP)
+	$(PY) -m fixtures.audit_demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check aeq_onnx tests fixtures benchmarks scripts

@@ -10,10 +10,12 @@ __version__ = "0.1.0"
 
 from aeq_onnx.compiler import compile_explainer
 from aeq_onnx.imaging import ImageReport, ImageResult, explain_images
+from aeq_onnx.methods import METHOD_NAMES
 from aeq_onnx.presets import PRESETS, Preset, get_preset, store_preset
 from aeq_onnx.runtime import Explainer, Explanation
 
 __all__ = [
+    "METHOD_NAMES",
     "PRESETS",
     "Explainer",
     "Explanation",

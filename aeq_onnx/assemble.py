@@ -8,6 +8,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from aeq_onnx.errors import UnsupportedModelError
+from aeq_onnx.graph import Dim
 from aeq_onnx.planning import Plan
 from aeq_onnx.rules.base import EmitContext
 
@@ -42,7 +43,10 @@ def free_reserved_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _value_info(ctx: EmitContext, name: str, source: str, elem: int) -> onnx.ValueInfoProto:
+def _value_info(ctx: EmitContext, name: str, source: str, elem: int,
+                shapes: dict[str, list[Dim] | None]) -> onnx.ValueInfoProto:
+    if name in shapes:
+        return helper.make_tensor_value_info(name, elem, shapes[name])
     shape = ctx.view.shape(source)
     dims = list(shape) if shape is not None else None
     return helper.make_tensor_value_info(name, elem, dims)
@@ -73,9 +77,12 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
 
 
 def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict[str, str],
-             extra_outputs: tuple[str, ...] = ()) -> onnx.ModelProto:
+             extra_outputs: tuple[str, ...] = (),
+             shapes: dict[str, list[Dim] | None] | None = None) -> onnx.ModelProto:
     """The explainer: the compiler's canonical model rewritten in place (weights never copied)
-    with the emitted chains, the contract's inputs and outputs, and the metadata."""
+    with the emitted chains, the contract's inputs and outputs, and the metadata. ``shapes``
+    declares outputs whose shape is not their AE source's (e.g. a method's
+    ``initial_relevance``)."""
     model = ctx.view.model
     graph = model.graph
     names = (*OUTPUTS, *extra_outputs)
@@ -84,7 +91,8 @@ def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict
     batch = ctx.view.shape(plan.input)[0]  # type: ignore[index]
     outputs = [
         helper.make_tensor_value_info(n, TensorProto.INT64, [batch]) if sources[n] is None
-        else _value_info(ctx, n, sources[n] or "", TensorProto.FLOAT) for n in names
+        else _value_info(ctx, n, sources[n] or "", TensorProto.FLOAT, shapes or {})
+        for n in names
     ]
     inputs = [i for i in graph.input if i.name == plan.input]
     inputs.append(helper.make_tensor_value_info("target", TensorProto.INT64, [batch]))

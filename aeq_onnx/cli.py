@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnx
 
 from aeq_onnx.errors import AeqError, InputError, UnsupportedOpError
 from aeq_onnx.methods import ADD_RULES
@@ -19,6 +22,16 @@ EXIT_ERROR, EXIT_UNSUPPORTED, EXIT_INTERNAL = 1, 2, 3
 
 
 def _method_args(parser: argparse.ArgumentParser) -> None:
+    from aeq_onnx.methods import METHOD_NAMES
+
+    parser.add_argument("--method", choices=METHOD_NAMES, default="ae",
+                        help="attribution method (default ae: Attribution Equilibrium)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="integrated-gradients: path steps (default 32)")
+    parser.add_argument("--baseline", choices=("zero", "blur"), default=None,
+                        help="integrated-gradients: baseline (default zero)")
+    parser.add_argument("--epsilon", type=float, default=None,
+                        help="lrp-epsilon: stabiliser (default 0.25)")
     parser.add_argument("--ratio", type=float, default=2.0,
                         help="AE ratio r, degree of positive attribution, 1 <= r <= 2 (default 2)")
     parser.add_argument("--layer", default=None,
@@ -34,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aeq", description=(
         "Attribution Equilibrium explanations for ONNX image classifiers."))
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--no-isolate", action="store_true",
+                        help="check models in this process (default: onnx's checker and shape "
+                        "inference run in a memory- and time-limited child process)")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="compile MODEL.onnx into an explainer ONNX model")
     build.add_argument("model")
@@ -72,24 +88,74 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("model")
     inspect.add_argument("--nodes", action="store_true", help="list every node, not only op types")
     _method_args(inspect)
+    _audit_parser(sub)
     return parser
 
 
+def _audit_parser(sub: Any) -> None:
+    from aeq_onnx.audit.methods import DEFAULT_METHODS
+
+    audit = sub.add_parser(
+        "audit", help="methods x metrics over a set of images: report.json/.md/.html",
+        description="Run attribution methods on every image (and ground-truth class) and score "
+        "them: pointing game, energy pointing game, outside-inside ratio, mIoU (with ground "
+        "truth), insertion/deletion AUC, and optionally the cascading randomisation sanity "
+        "check. Re-running with the same --out resumes. Bad items are listed, the rest "
+        "completes (exit code 1 if any failed).")
+    audit.add_argument("model")
+    audit.add_argument("--images", nargs="+", required=True, metavar="IMAGE_OR_DIR")
+    truth = audit.add_mutually_exclusive_group()
+    truth.add_argument("--masks", help="folder of PNG masks named like the images")
+    truth.add_argument("--boxes", help="JSON or CSV boxes file (image, x0, y0, x1, y1, class)")
+    truth.add_argument("--voc", help="PASCAL VOC folder (Annotations/, JPEGImages/)")
+    truth.add_argument("--coco", help="COCO instances JSON (images in --images)")
+    audit.add_argument("--mapping", help="dataset class -> model outputs file (dog: 151-268)")
+    audit.add_argument("--methods", default=DEFAULT_METHODS, help="comma list; options after "
+                       "':' separated by ';', e.g. ae:1.5,integrated-gradients:steps=16,"
+                       f"rise:masks=2000 (default {DEFAULT_METHODS})")
+    audit.add_argument("--out", default="aeq-audit", help="output folder (default aeq-audit)")
+    audit.add_argument("--steps", type=int, default=20, help="insertion/deletion steps")
+    audit.add_argument("--baselines", default="blur", help="insertion/deletion baselines: "
+                       "blur, zero or blur,zero (default blur)")
+    audit.add_argument("--sanity", type=int, default=0, metavar="N",
+                       help="run the randomisation sanity check on the first N cases")
+    audit.add_argument("--preset", default=None, help="imagenet (default), inception, unit or "
+                       "a JSON preset")
+    audit.add_argument("--size", type=int, default=None, help="custom input size (pixels)")
+    audit.add_argument("--batch-size", type=int, default=8)
+    audit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    audit.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local (default) or ray: explainer actors on a Ray cluster "
+                       "(pip install aeq_onnx[ray])")
+    audit.add_argument("--address", default=None, help="Ray cluster address (default: start "
+                       "a local cluster)")
+    audit.add_argument("--workers", type=int, default=2, help="Ray actors (default 2)")
+    audit.add_argument("--gpus-per-worker", type=float, default=0.0,
+                       help="GPUs per Ray actor (default 0: CPU)")
+
+
 def _method_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    return {"ratio": args.ratio, "layer": args.layer, "add_rule": args.add_rule,
-            "output": args.output}
+    kwargs: dict[str, object] = {"method": args.method, "ratio": args.ratio,
+                                 "layer": args.layer, "add_rule": args.add_rule,
+                                 "output": args.output}
+    for key in ("steps", "baseline", "epsilon"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    return kwargs
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``aeq build``: compile and save the explainer."""
     from aeq_onnx.compiler import compile_explainer
+    from aeq_onnx.saving import save_explainer
 
     start = time.perf_counter()
     explainer = compile_explainer(args.model, **_method_kwargs(args))  # type: ignore[arg-type]
-    onnx.save(explainer, args.out)
+    save_explainer(explainer, args.out)
     meta = {p.key: p.value for p in explainer.metadata_props}
-    print(f"wrote {args.out} (split {meta['aeq_onnx.split']}, ratio {meta['aeq_onnx.ratio']}, "
-          f"{time.perf_counter() - start:.1f} s)")
+    what = ", ".join(f"{k} {meta[f'aeq_onnx.{k}']}" for k in ("method", "split", "ratio")
+                     if f"aeq_onnx.{k}" in meta)
+    print(f"wrote {args.out} ({what}, {time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -148,11 +214,11 @@ def _explain_npy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(done: int, total: int) -> None:
+def _progress_bar(done: int, total: int, unit: str = "images") -> None:
     width = 30
     filled = width * done // max(total, 1)
     end = "\n" if done >= total else ""
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} images", end=end,
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}", end=end,
           file=sys.stderr, flush=True)
 
 
@@ -186,7 +252,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """``aeq inspect``: the split tensor and the rule of every op; exit 2 if unsupported."""
     from aeq_onnx.inspection import inspect_model
 
-    report = inspect_model(args.model, **_method_kwargs(args))  # type: ignore[arg-type]
+    if args.method != "ae":
+        raise InputError("aeq inspect shows the rules of Attribution Equilibrium; --method "
+                         f"{args.method} is for build, explain and audit")
+    report = inspect_model(args.model, ratio=args.ratio, layer=args.layer,
+                           add_rule=args.add_rule, output=args.output)
     print(f"opset {report.opset}; logits '{report.logits}'; split tensor '{report.split}'")
     if args.nodes:
         for node in report.nodes:
@@ -201,14 +271,58 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "explain": cmd_explain, "inspect": cmd_inspect}
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``aeq audit``: run, report, print the table and where the reports are."""
+    from aeq_onnx.audit import GroundTruthSource, RayOptions, audit
+    from aeq_onnx.audit.report import markdown_table
+    from aeq_onnx.audit.scoring import CurveSettings
+
+    source = GroundTruthSource(args.images, args.masks, args.boxes, args.voc, args.coco,
+                               args.mapping)
+    baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
+    if not baselines or set(baselines) - {"blur", "zero"}:
+        raise InputError(f"--baselines takes blur, zero or both, got '{args.baselines}'")
+    command = "aeq " + " ".join(sys.argv[1:]) if sys.argv[1:] else "aeq audit"
+    engine = None if args.engine == "local" else RayOptions(args.address, args.workers,
+                                                              args.gpus_per_worker)
+    result = audit(args.model, source, methods=args.methods, out=args.out, preset=args.preset,
+                   size=args.size, curves=CurveSettings(args.steps, baselines),
+                   batch_size=args.batch_size, sanity_cases=args.sanity, device=args.device,
+                   progress=lambda d, t: _progress_bar(d, t, "cases"), command=command,
+                   engine=engine)
+    report = json.loads(result.report["json"].read_text())
+    print(markdown_table(report))
+    for item, why in result.run.failures:
+        print(f"failed: {item}: {why}", file=sys.stderr)
+    print(f"reports: {', '.join(str(p) for p in result.report.values())}")
+    return EXIT_ERROR if result.run.failures else 0
+
+
+COMMANDS = {"build": cmd_build, "explain": cmd_explain, "inspect": cmd_inspect,
+            "audit": cmd_audit}
+
+
+@contextmanager
+def isolation(enabled: bool) -> Iterator[None]:
+    """Run the model checks in a limited child process (``AEQ_ISOLATE=1``) while inside."""
+    before = os.environ.get("AEQ_ISOLATE")
+    if enabled and before is None:
+        os.environ["AEQ_ISOLATE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("AEQ_ISOLATE", None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run a sub-command, print typed errors on one line (tracebacks with --debug)."""
+    """Entry point: run a sub-command, print typed errors on one line (tracebacks with --debug).
+
+    Models are untrusted by default: their checks run isolated unless ``--no-isolate``."""
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with isolation(not args.no_isolate):
+            return COMMANDS[args.command](args)
     except AeqError as exc:
         if args.debug:
             traceback.print_exc()

@@ -1,6 +1,7 @@
-"""Compile a classifier into one AE explainer model: forward, VJP chain, R0, relevance chain.
+"""Compile a classifier into one explainer model: forward, VJP chain, R0, relevance chain.
 
 No op-specific code lives here; every node is handled by its rule from :mod:`aeq_onnx.rules`.
+AE and LRP are emitted here, the gradient family and Grad-CAM by :mod:`aeq_onnx.baselines`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,19 @@ import onnx_graphsurgeon as gs
 from aeq_onnx import __version__, emit, protos
 from aeq_onnx.assemble import assemble, free_reserved_names
 from aeq_onnx.converters import canonicalize
-from aeq_onnx.errors import LayerError, UnsupportedModelError, UnsupportedOpError
-from aeq_onnx.graph import GraphView
+from aeq_onnx.errors import LayerError, MethodError, UnsupportedModelError, UnsupportedOpError
+from aeq_onnx.graph import Dim, GraphView
 from aeq_onnx.loading import load_model
-from aeq_onnx.methods import AddRule, Method
-from aeq_onnx.planning import Plan, make_plan, resolve_layer
-from aeq_onnx.rules import registry
+from aeq_onnx.methods import (
+    DEFAULT_BLUR_SIGMA,
+    DEFAULT_EPSILON,
+    DEFAULT_STEPS,
+    AddRule,
+    Method,
+    make_method,
+)
+from aeq_onnx.planning import Plan, find_logits, make_plan, resolve_layer
+from aeq_onnx.rules import lrp, registry
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule
 
 Step = Callable[[OpRule, gs.Node, list[str | None]], Flows]
@@ -40,10 +48,23 @@ def rule_data_edges(view: GraphView) -> Callable[[gs.Node], list[int]]:
     return edges
 
 
+def needs(method: Method, plan: Plan) -> tuple[tuple[str, list[gs.Node]], ...]:
+    """What each chain must support: AE a VJP on the head and relevance on the body; Grad-CAM
+    only the head's VJP; the gradient family a VJP and LRP relevance on the whole network (its
+    body, with the split at the logits)."""
+    if method.is_gradient:
+        return (("vjp", plan.body),)
+    if method.is_lrp:
+        return (("relevance", plan.body),)
+    if method.name == "gradcam":
+        return (("vjp", plan.head),)
+    return (("vjp", plan.head), ("relevance", plan.body))
+
+
 def unsupported_nodes(ctx: EmitContext, plan: Plan) -> list[tuple[str, str, int, str]]:
-    """Every node of the head without a VJP and of the body without a relevance rule."""
+    """Every node of a chain without the rule the method needs there (see :func:`needs`)."""
     found = []
-    for need, nodes in (("vjp", plan.head), ("relevance", plan.body)):
+    for need, nodes in needs(ctx.method, plan):
         for node in nodes:
             reason = registry.why_unsupported(ctx, node, need)
             if reason is not None:
@@ -131,6 +152,30 @@ def emit_chains(ctx: EmitContext, plan: Plan) -> dict[str, str]:
             "initial_relevance": r0, "split_gradient": grads[plan.split]}
 
 
+def emit_lrp(ctx: EmitContext, plan: Plan) -> dict[str, str]:
+    """LRP: ``R = one_hot(t) · logits`` propagated by the relevance rules to the input."""
+    chosen, one_hot = target_and_seed(ctx, plan.logits, ctx.view.static_dims(plan.logits)[0])
+    seed = lrp.seed(ctx.em, plan.logits, one_hot)
+    rels = propagate(ctx, plan.body, (plan.logits, seed), plan.body_tensors,
+                     lambda rule, node, outs: rule.relevance(ctx, node, outs))
+    relevance = rels.get(plan.input)
+    if relevance is None:
+        relevance = ctx.em.op("Mul", [plan.input, ctx.em.const(0.0)], "no_relevance")
+    return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
+            "initial_relevance": seed}
+
+
+def emit_method(ctx: EmitContext, plan: Plan) -> dict[str, str]:
+    """The output tensors of ``ctx.method``."""
+    if ctx.method.name == "ae":
+        return emit_chains(ctx, plan)
+    if ctx.method.is_lrp:
+        return emit_lrp(ctx, plan)
+    from aeq_onnx import baselines  # imports this module: load it only once this one is
+
+    return baselines.emit(ctx, plan)
+
+
 def build_context(model: onnx.ModelProto, method: Method) -> EmitContext:
     """A graph view with rule-aware data edges and a fresh emitter."""
     view = GraphView(model)
@@ -147,38 +192,71 @@ def compile_chains(model: onnx.ModelProto, method: Method, layer: str | None = N
     ctx = build_context(model, method)
     if layer is not None and original is not None:
         layer = resolve_layer(original, ctx.view, layer)
+    if not method.uses_split:
+        layer = find_logits(ctx.view, output)
     plan = make_plan(ctx.view, layer, output)
     ctx.input_layers = set(plan.input_layers)
     check_supported(ctx, plan)
-    return ctx, plan, emit_chains(ctx, plan)
+    return ctx, plan, emit_method(ctx, plan)
+
+
+def output_shapes(ctx: EmitContext, plan: Plan) -> dict[str, list[Dim] | None]:
+    """Declared shapes of the outputs that differ from AE's (``initial_relevance``)."""
+    if ctx.method.name == "ae":
+        return {}
+    if ctx.method.name == "gradcam":
+        shape = ctx.view.shape(plan.split)
+        return {"initial_relevance": None if shape is None else [shape[0], 1, *shape[2:]]}
+    shape = ctx.view.shape(plan.logits)
+    return {"initial_relevance": None if shape is None else list(shape)}
+
+
+def check_options(method: Method, layer: str | None, expose_gradient: bool) -> None:
+    """Refuse options that mean nothing for ``method``."""
+    if layer is not None and not method.uses_split:
+        raise MethodError(f"layer= picks the split tensor of ae and gradcam; {method.name} "
+                          "explains from the logits")
+    if expose_gradient and not method.uses_split:
+        raise MethodError(f"expose_gradient adds the split tensor's gradient: ae and gradcam "
+                          f"only, not {method.name}")
 
 
 def compile_explainer(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     *,
+    method: str = "ae",
     ratio: float = 2.0,
     layer: str | None = None,
     add_rule: AddRule = "residual",
     output: str | None = None,
     expose_gradient: bool = False,
+    steps: int = DEFAULT_STEPS,
+    baseline: str = "zero",
+    blur_sigma: float = DEFAULT_BLUR_SIGMA,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> onnx.ModelProto:
-    """Compile an ONNX classifier into its Attribution Equilibrium explainer model.
+    """Compile an ONNX classifier into its explainer model for ``method`` (one of
+    :data:`~aeq_onnx.methods.METHOD_NAMES`; default Attribution Equilibrium).
 
-    ``layer`` names the split tensor (default: spec section 2), ``output`` the model output
-    to explain (default: the only one), ``expose_gradient`` adds the ``split_gradient`` output.
-    Raises a typed :class:`~aeq_onnx.errors.AeqError` before emitting anything on failure.
+    ``layer`` names the split tensor of ae/gradcam (default: spec section 2), ``output`` the
+    model output to explain (default: the only one), ``expose_gradient`` adds the
+    ``split_gradient`` output (ae, gradcam). ``ratio``/``add_rule`` are AE's, ``epsilon``
+    LRP-ε's, ``steps``/``baseline`` ("zero" or "blur")/``blur_sigma`` (pixels) Integrated
+    Gradients'. Raises a typed :class:`~aeq_onnx.errors.AeqError` before emitting anything.
     """
-    method = Method(ratio=ratio, add_rule=add_rule)
+    chosen = make_method(method, ratio=ratio, add_rule=add_rule, epsilon=epsilon, steps=steps,
+                         baseline=baseline, blur_sigma=blur_sigma)
+    check_options(chosen, layer, expose_gradient)
     loaded = load_model(model)
     canonical = free_reserved_names(canonicalize(loaded.model))
-    ctx, plan, flows = compile_chains(canonical, method, layer, output, loaded.model)
+    ctx, plan, flows = compile_chains(canonical, chosen, layer, output, loaded.model)
     metadata = {
-        "method": method.name, "ratio": f"{ratio:g}", "add_rule": add_rule,
+        "method": chosen.name, **chosen.parameters(),
         "split": plan.split, "input": plan.input, "version": __version__,
         "source_sha256": loaded.sha256,
     }
     extra = ("split_gradient",) if expose_gradient else ()
-    explainer = assemble(ctx, plan, flows, metadata, extra)
+    explainer = assemble(ctx, plan, flows, metadata, extra, output_shapes(ctx, plan))
     try:
         protos.check(explainer, full=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:

@@ -65,3 +65,13 @@ class NonFiniteWeightError(ModelLoadError):
 
 class ModelRejectedError(ModelLoadError):
     """The isolated checker crashed, ran out of memory or time on the model."""
+
+
+class MethodError(AeqError):
+    """An unknown explanation method, or a parameter that does not fit the chosen method."""
+
+
+class BatchTilingError(UnsupportedModelError):
+    """The model cannot run a batch larger than the one it was exported with (a static batch
+    dimension or a hard-coded batch size), which Integrated Gradients needs to run every path
+    point in one pass."""

@@ -117,10 +117,12 @@ def _chain(view: GraphView, source: str, sink: str) -> tuple[list[gs.Node], set[
 
 
 def _input_layers(view: GraphView, model_input: str, body: list[gs.Node]) -> frozenset[str]:
-    """Conv nodes (by output name) with no Conv/Gemm/MatMul between them and the input."""
+    """Conv, Gemm and MatMul nodes (by output name) with no Conv/Gemm/MatMul between them and
+    the input (AE's dense rule does not depend on it; LRP gives a dense one the z^B rule)."""
     counts = view.layer_counts(model_input)
     return frozenset(
-        n.outputs[0].name for n in body if n.op == "Conv" and counts.get(n.inputs[0].name) == 0
+        n.outputs[0].name for n in body
+        if n.op in ("Conv", *DENSE_OPS) and counts.get(n.inputs[0].name) == 0
     )
 
 

@@ -7,7 +7,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -84,23 +84,26 @@ def is_explainer(model: onnx.ModelProto) -> bool:
 
 
 class Explainer:
-    """Compile (if needed) and run an AE explainer.
+    """Compile (if needed) and run an explainer.
 
-    ``model`` is a classifier (path, bytes or ModelProto), compiled with ``ratio``, ``layer``,
-    ``add_rule`` and ``output``, or an explainer model already compiled by aeq_onnx.
+    ``model`` is a classifier (path, bytes or ModelProto), compiled for ``method`` (default
+    ``"ae"``) with ``ratio``, ``layer``, ``add_rule``, ``output`` and the method's ``options``
+    (``steps``, ``baseline``, ``blur_sigma``, ``epsilon``; see
+    :func:`aeq_onnx.compile_explainer`), or an explainer model already compiled by aeq_onnx.
     """
 
     def __init__(self, model: str | os.PathLike[str] | bytes | onnx.ModelProto, *,
-                 ratio: float = 2.0, layer: str | None = None, add_rule: AddRule = "residual",
-                 output: str | None = None, device: Device = "auto",
-                 threads: int | None = None) -> None:
+                 method: str = "ae", ratio: float = 2.0, layer: str | None = None,
+                 add_rule: AddRule = "residual", output: str | None = None,
+                 device: Device = "auto", threads: int | None = None,
+                 **options: Any) -> None:
         from aeq_onnx.compiler import compile_explainer
         from aeq_onnx.loading import load_model
 
         proto = load_model(model).model
         if not is_explainer(proto):
-            proto = compile_explainer(proto, ratio=ratio, layer=layer, add_rule=add_rule,
-                                      output=output)
+            proto = compile_explainer(proto, method=method, ratio=ratio, layer=layer,
+                                      add_rule=add_rule, output=output, **options)
         self.model = proto
         self.metadata = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props
                          if p.key.startswith(META_PREFIX)}
@@ -110,8 +113,10 @@ class Explainer:
         self.classes = int(self.session.get_outputs()[0].shape[1])
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the explainer model to ``path``."""
-        onnx.save(self.model, os.fspath(path))
+        """Write the explainer model to ``path`` (external data beside it past 1.8 GB)."""
+        from aeq_onnx.saving import save_explainer
+
+        save_explainer(self.model, path)
 
     def check_batch(self, batch: np.ndarray) -> np.ndarray:
         """The batch as float32, or an :class:`InputError` naming what does not fit."""

@@ -1,2 +1,34 @@
 """Test-suite root. Its presence puts ``tests/`` on ``sys.path`` (pytest's default import mode),
-so test files in sub-folders can ``import helpers`` and ``from reference import ae_torch``."""
+so test files in sub-folders can ``import helpers`` and ``from reference import ae_torch``.
+
+It also collects what README.md states from the test run: the reliability figures
+(``tests/reliability.py``) and the architecture coverage table (``tests/coverage_record.py``);
+after a run that included the tests behind a table, that table is rewritten."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import coverage_record, reliability
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    return "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count security-test and model-test outcomes (a failed setup counts as failed)."""
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        reliability.record(report.nodeid, report.outcome)
+        if report.nodeid.startswith("tests/models/"):
+            coverage_record.record(report.nodeid, report.user_properties, _outcome(report))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the tables and refresh README.md with those this run completed."""
+    for name, table in (("reliability", reliability), ("coverage", coverage_record)):
+        if table.complete():
+            changed = table.update_readme()
+            terminalreporter.write_line(
+                f"{name} table (README.md {'updated' if changed else 'unchanged'}):")
+            terminalreporter.write_line(table.render())

@@ -96,3 +96,45 @@ def test_console_script_help_and_debug(files: dict[str, Path]) -> None:
     done = subprocess.run([*aeq, "--debug", "build", str(files["text.onnx"]), "-o", "x.onnx"],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+@pytest.mark.parametrize("flags,isolated", [([], True), (["--no-isolate"], False)],
+                         ids=["default-isolated", "no-isolate"])
+def test_cli_checks_models_in_a_child_by_default(
+        files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], flags: list[str], isolated: bool) -> None:
+    """Untrusted by default: ``aeq`` runs the checker isolated unless ``--no-isolate``."""
+    from aeq_onnx import safety
+
+    calls: list[str] = []
+    real = safety.check_isolated
+    monkeypatch.delenv("AEQ_ISOLATE", raising=False)
+    monkeypatch.setattr(safety, "check_isolated",
+                        lambda skeleton, label: calls.append(label) or real(skeleton, label))
+    code, _, err = run([*flags, "build", files["model.onnx"], "-o", tmp_path / "e.onnx"], capsys)
+    assert code == 0, err
+    assert bool(calls) == isolated
+    assert "AEQ_ISOLATE" not in __import__("os").environ
+
+
+@pytest.mark.parametrize("method", ["gradient", "gradcam", "lrp-zplus"])
+def test_build_and_explain_with_a_baseline_method(files: dict[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  method: str) -> None:
+    out = tmp_path / f"{method}.onnx"
+    code, printed, err = run(["build", files["model.onnx"], "-o", out, "--method", method],
+                             capsys)
+    assert code == 0, err
+    assert f"method {method}" in printed
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["aeq_onnx.method"] == method
+    code, _, err = run(["explain", out, files["batch.npy"], "-o", tmp_path / "r.npy"], capsys)
+    assert code == 0, err
+    relevance = np.load(tmp_path / "r.npy")
+    assert relevance.shape == (3, 3, 8, 8) and np.isfinite(relevance).all()
+
+
+def test_inspect_refuses_other_methods(files: dict[str, Path],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["inspect", files["model.onnx"], "--method", "gradcam"], capsys)
+    assert code == 1 and "aeq inspect shows the rules of Attribution Equilibrium" in err

@@ -8,7 +8,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.emit import ConvGeometry, Emitter, conv, conv_t, flip_transpose
-from aeq_onnx.rules import equilibrium
+from aeq_onnx.rules import equilibrium, lrp
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
 from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
 from aeq_onnx.rules.registry import register
@@ -65,6 +65,26 @@ def conv_map(ctx: EmitContext, node: gs.Node) -> ConvMap:
     return ConvMap(ctx.em, w, node.inputs[1].name, geom, node.name or node.outputs[0].name)
 
 
+def positive_bias(ctx: EmitContext, node: gs.Node, spatial: int) -> str | None:
+    """``max(b, 0)`` of a Conv/ConvTranspose bias, shaped ``[C, 1, ...]`` (None: no bias)."""
+    if len(node.inputs) < 3 or not node.inputs[2].name:
+        return None
+    bias = np.maximum(ctx.view.constant(node.inputs[2].name), 0).astype(np.float32)
+    return ctx.em.const(bias.reshape(-1, *[1] * spatial), "bias_pos")
+
+
+def lrp_relevance(ctx: EmitContext, node: gs.Node, lin: ConvMap | ConvTransposeMap,
+                  variant: str, r: str) -> str:
+    """LRP-ε (bias inside z = the node's output) or LRP-z⁺ for a Conv/ConvTranspose."""
+    x = node.inputs[0].name
+    if variant == "epsilon":
+        raw = lin.weight("raw")
+        return lrp.epsilon(ctx.em, x, node.outputs[0].name, r, ctx.method.epsilon,
+                           lambda s: lin.bwd(s, raw))
+    bias = positive_bias(ctx, node, lin.rank_in - 2)
+    return lrp.zplus(ctx.em, lin, x, r, bias, ctx.view.is_nonnegative(x))
+
+
 @register("Conv", since=1)
 class ConvRule(OpRule):
     """Conv with a constant weight; bias (if any) is ignored by the relevance rules."""
@@ -91,9 +111,12 @@ class ConvRule(OpRule):
         kernel = tuple(node.attrs.get("kernel_shape", w_shape[2:]))
         variant = ctx.method.conv_variant(node.outputs[0].name in ctx.input_layers, kernel)
         return {
-            "bounded": "AE bounded z^B input rule (4.3)",
+            "bounded": "bounded z^B input rule (4.3)" if ctx.method.is_lrp
+            else "AE bounded z^B input rule (4.3)",
             "pointwise": "AE 1x1 rule (4.2)",
             "equilibrium": f"AE equilibrium rule, r={ctx.method.ratio:g} (4.1)",
+            "epsilon": f"LRP-epsilon, eps={ctx.method.epsilon:g}",
+            "zplus": "LRP-z+",
         }[variant]
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
@@ -106,6 +129,8 @@ class ConvRule(OpRule):
         variant = ctx.method.conv_variant(node.outputs[0].name in ctx.input_layers, lin.geom.kernel)
         if variant == "bounded":
             return {0: equilibrium.bounded(ctx.em, lin, x, r)}
+        if variant in ("epsilon", "zplus"):
+            return {0: lrp_relevance(ctx, node, lin, variant, r)}
         nonneg = ctx.view.is_nonnegative(x)
         if variant == "pointwise":
             return {0: equilibrium.pointwise(ctx.em, lin, x, r, nonneg)}
@@ -200,6 +225,9 @@ class ConvTransposeRule(OpRule):
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         lin = conv_transpose_map(ctx, node)
         x, r = node.inputs[0].name, single(rel)
+        variant = ctx.method.conv_variant(False, tuple(lin.attrs["kernel_shape"]))  # type: ignore[arg-type]
+        if variant in ("epsilon", "zplus"):
+            return {0: lrp_relevance(ctx, node, lin, variant, r)}
         nonneg = ctx.view.is_nonnegative(x)
         if all(k == 1 for k in lin.attrs["kernel_shape"]):  # type: ignore[attr-defined]
             return {0: equilibrium.pointwise(ctx.em, lin, x, r, nonneg)}

@@ -1,7 +1,9 @@
 """Gemm and MatMul with a constant weight: VJP by MatMul with W^T, relevance by spec 4.4.
 
-A dense layer is a 1x1 convolution over a 1x1 map, so its relevance is the pointwise AE rule
-(4.2). It is reached only in models whose split tensor lies before a dense layer (MLPs).
+A dense layer is a 1x1 convolution over a 1x1 map, so its AE relevance is the pointwise rule
+(4.2); AE reaches it only in models whose split tensor lies before a dense layer (MLPs). LRP
+(:mod:`aeq_onnx.rules.lrp`) reaches every dense layer: ε or z⁺ with the bias of a Gemm (a MatMul's
+bias is a separate Add, which passes relevance through), z^B where the layer reads the input.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.emit import Emitter
-from aeq_onnx.rules import equilibrium
+from aeq_onnx.rules import equilibrium, lrp
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
 from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
 from aeq_onnx.rules.registry import register
@@ -82,9 +84,25 @@ class _Dense(OpRule):
         rank = ctx.view.rank(node.inputs[0].name)
         return {0: times_transposed(ctx.em, single(grad), node.inputs[1].name, rank, alpha)}
 
+    def positive_bias(self, ctx: EmitContext, node: gs.Node) -> str | None:
+        """``max(b, 0)`` of the layer's own constant bias (None: none in the node)."""
+        return None
+
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
-        return {0: equilibrium.pointwise(ctx.em, self.dense(ctx, node), node.inputs[0].name,
-                                         single(rel))}
+        x, r = node.inputs[0].name, single(rel)
+        variant = ctx.method.dense_variant(node.outputs[0].name in ctx.input_layers)
+        if variant == "pointwise":
+            return {0: equilibrium.pointwise(ctx.em, self.dense(ctx, node), x, r)}
+        alpha = float(node.attrs.get("alpha", 1.0))
+        lin = DenseMap(ctx.em, alpha * self.weight(ctx, node), ctx.view.rank(x),
+                       node.outputs[0].name)
+        if variant == "bounded":
+            return {0: equilibrium.bounded(ctx.em, lin, x, r)}
+        if variant == "epsilon":
+            return {0: lrp.epsilon(ctx.em, x, node.outputs[0].name, r, ctx.method.epsilon,
+                                   lambda s: self.vjp(ctx, node, [s])[0])}
+        return {0: lrp.zplus(ctx.em, lin, x, r, self.positive_bias(ctx, node),
+                             ctx.view.is_nonnegative(x))}
 
 
 @register("Gemm", since=1)
@@ -100,6 +118,13 @@ class GemmRule(_Dense):
 
     def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
         return _gemm_weight(ctx, node)
+
+    def positive_bias(self, ctx: EmitContext, node: gs.Node) -> str | None:
+        """``max(beta · C, 0)`` when C is a constant."""
+        if len(node.inputs) < 3 or not ctx.view.is_constant(node.inputs[2].name):
+            return None
+        c = float(node.attrs.get("beta", 1.0)) * ctx.view.constant(node.inputs[2].name)
+        return ctx.em.const(np.maximum(c, 0).astype(np.float32), "bias_pos")
 
 
 @register("MatMul", since=1)

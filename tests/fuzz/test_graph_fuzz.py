@@ -2,10 +2,10 @@
 torch reference (``REL_TOL`` of max |R|), or fail with a typed :class:`AeqError`; never a crash,
 a hang or a NaN.
 
-CI runs a fixed sequence (``derandomize=True``) of ``AEQ_FUZZ_EXAMPLES`` examples (default 400,
-about 45 s on two shared cores). A longer run::
+CI runs a fixed sequence (``derandomize=True``) of ``AEQ_FUZZ_EXAMPLES`` examples (default 2000,
+about 3-4 min on two cores). A longer run::
 
-    AEQ_FUZZ_EXAMPLES=2000 AEQ_FUZZ_REPORT=tests/fuzz/last_run.json \\
+    AEQ_FUZZ_EXAMPLES=10000 AEQ_FUZZ_REPORT=tests/fuzz/last_run.json \\
         .venv/bin/pytest -s tests/fuzz/test_graph_fuzz.py
 
 ``AEQ_FUZZ_RANDOM=1`` draws a fresh random sequence instead of the fixed one;
@@ -30,9 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aeq_onnx.errors import AeqError
+from tests import reliability
 from tests.helpers import REL_TOL, Net, compare_with_reference, random_input
 
-EXAMPLES = int(os.environ.get("AEQ_FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("AEQ_FUZZ_EXAMPLES", "2000"))
 RANDOM = os.environ.get("AEQ_FUZZ_RANDOM", "") == "1"
 # hard failure above TOL; between REL_TOL (1e-4, the contract) and TOL an example is a float32
 # "near miss": listed in the report (SECURITY.md, "Findings"), not failed
@@ -49,6 +50,7 @@ class Tally:
 
     tried: int = 0
     matched: int = 0
+    nonfinite: int = 0
     near_misses: list[dict] = field(default_factory=list)
     typed_errors: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -56,7 +58,8 @@ class Tally:
     def report(self) -> dict[str, object]:
         return {"test": "graph_fuzz", "examples": self.tried, "matched_reference": self.matched,
                 "near_misses_over_1e-4": self.near_misses,
-                "typed_errors": self.typed_errors, "seconds": round(
+                "typed_errors": self.typed_errors, "nonfinite": self.nonfinite,
+                "tolerance": TOL, "seconds": round(
                     time.perf_counter() - self.started, 1), "derandomize": not RANDOM}
 
 
@@ -159,6 +162,9 @@ def test_random_cnn_matches_reference_or_fails_typed(recipe: dict) -> None:
         name = type(exc).__name__
         TALLY.typed_errors[name] = TALLY.typed_errors.get(name, 0) + 1
         return
+    if not all(np.isfinite(v).all() for v in done.outputs.values()):
+        TALLY.nonfinite += 1
+        pytest.fail(f"NaN/Inf in the explainer's outputs for {recipe}")
     got, want = done.outputs["relevance"], done.reference["R"]
     scale = float(np.abs(want).max())
     rel = float(np.abs(got - want).max()) / scale if scale > 0 else 0.0
@@ -172,6 +178,7 @@ def test_random_cnn_matches_reference_or_fails_typed(recipe: dict) -> None:
 def _report() -> object:
     yield
     summary = TALLY.report()
+    reliability.FUZZ["graph_fuzz"] = summary
     print(f"\n[graph fuzz] {json.dumps(summary)}")
     target = os.environ.get("AEQ_FUZZ_REPORT")
     if target:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import reliability
 from tests.helpers import Net
 
 CASES = int(os.environ.get("AEQ_MUTATION_CASES", "1000"))
@@ -56,6 +57,7 @@ def test_mutated_model_bytes_fail_cleanly(tmp_path: Path) -> None:
                "outcomes": dict(sorted(outcomes.items())),
                "seconds": round(time.perf_counter() - start, 1)}
     print(f"\n[mutation fuzz] {json.dumps(summary)}")
+    reliability.FUZZ["mutation_fuzz"] = summary
     target = os.environ.get("AEQ_FUZZ_REPORT")
     if target:
         path = Path(target)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from fixtures import torchvision_models as tvm  # noqa: E402
 from tests.models import common  # noqa: E402
 
 pytestmark = pytest.mark.slow
+RecordProperty = Callable[[str, object], None]
 
 BATCH = 2
 # rtol, and atol relative to max |logit| (seeded random weights give logits from ~1e-15
@@ -94,9 +96,11 @@ def torch_logits(arch: str, batch: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("arch", "exporter", "opset"), CASES)
-def test_architecture(request: pytest.FixtureRequest, arch: str, exporter: str,
-                      opset: int) -> None:
+def test_architecture(request: pytest.FixtureRequest, record_property: RecordProperty,
+                      arch: str, exporter: str, opset: int) -> None:
     from reference import ae_torch  # imported late: other engineers extend it
+
+    record_property("coverage", (arch, exporter, opset))  # README coverage table
 
     size = tvm.MODELS[arch].size
     path = tvm.export(arch, exporter, opset, size)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +159,10 @@ def fold_pads_by_hand(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def test_relevance_matches_reference(case: Case) -> None:
+def test_relevance_matches_reference(case: Case,
+                                     record_property: Callable[[str, object], None]) -> None:
+    name, opset = case.name.rsplit("-opset", 1)
+    record_property("coverage", (name, "tf2onnx", int(opset)))  # README coverage table
     np.testing.assert_array_equal(case.result.target, case.reference["target"])
     np.testing.assert_allclose(case.result.logits, case.reference["logits"], rtol=0,
                                atol=LOGIT_ATOL)

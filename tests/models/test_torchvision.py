@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,11 +27,13 @@ from fixtures import torchvision_models  # noqa: E402
 from tests.models import common  # noqa: E402
 
 pytestmark = pytest.mark.slow
+RecordProperty = Callable[[str, object], None]
 
 BATCH = 3
 SIZE = 224
 LOGIT_RTOL = LOGIT_ATOL = 1e-4  # measured: max |Δ| ≤ 3.9e-5 (ResNet-50, |logits| ≤ 112)
 BATCH_TOLERANCE = 1e-5  # of max |R|
+REFERENCE_TOL = 1e-4  # of max |R_ref| per image
 CASES = [
     pytest.param((name, exporter), id=f"{name}-{exporter}")
     for name in ("vgg16", "resnet50")
@@ -48,6 +51,8 @@ class Case:
     torch_logits: np.ndarray
     result: aeq_onnx.Explanation
     compile_s: float
+    path: Path
+    coverage: tuple[str, str, int]
 
 
 
@@ -74,16 +79,19 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
     common.report(request, f"\n[{name}-{exporter}] compile_explainer {compile_s:.1f} s "
                     f"({path.name} -> {nodes} nodes); logits max |Δ| vs torch {error:.2e} "
                     f"(max |logit| {np.abs(reference).max():.3g})")
-    yield Case(f"{name}-{exporter}", explainer, batch, reference, result, compile_s)
+    yield Case(f"{name}-{exporter}", explainer, batch, reference, result, compile_s, path,
+               (name, exporter, torchvision_models.DEFAULT_OPSET[exporter]))
 
 
-def test_logits_match_torch(case: Case) -> None:
+def test_logits_match_torch(case: Case, record_property: RecordProperty) -> None:
+    record_property("coverage", case.coverage)  # README coverage table
     np.testing.assert_allclose(case.result.logits, case.torch_logits,
                                rtol=LOGIT_RTOL, atol=LOGIT_ATOL)
     np.testing.assert_array_equal(case.result.target, case.result.logits.argmax(axis=1))
 
 
-def test_relevance_is_usable(case: Case) -> None:
+def test_relevance_is_usable(case: Case, record_property: RecordProperty) -> None:
+    record_property("coverage", case.coverage)
     relevance = case.result.relevance
     assert relevance.shape == case.batch.shape
     assert np.isfinite(relevance).all()
@@ -112,3 +120,26 @@ def test_exporters_agree(name: str) -> None:
             for exporter in ("torchscript", "dynamo")]
     scale = float(np.abs(maps[0]).max())
     np.testing.assert_allclose(maps[1], maps[0], rtol=0, atol=1e-4 * scale)
+
+
+# VGG-16's relevance is 1.9e-3 of max |R| off the reference on these images (under study, see
+# the README's coverage section); strict, so a fix turns this red until the mark is removed.
+KNOWN_VGG_ERROR = 3e-3  # worse than the known 1.9e-3 is a failure, not the known one
+REFERENCE_XFAIL = {"vgg16": "relevance 1.9e-3 of max |R| off the float64 reference"}
+
+
+def test_relevance_matches_reference(case: Case, record_property: RecordProperty) -> None:
+    """The first two images against the independent torch reference (float64), 1e-4 of max |R|."""
+    from reference import ae_torch
+
+    record_property("coverage", case.coverage)
+    arch = case.coverage[0]
+    ref = ae_torch.reference_explain(onnx.load(str(case.path)), case.batch[:2])
+    np.testing.assert_array_equal(ref["target"], case.result.target[:2])
+    for i in range(2):
+        scale = float(np.abs(ref["R"][i]).max())
+        error = float(np.abs(case.result.relevance[i] - ref["R"][i]).max()) / scale
+        if arch in REFERENCE_XFAIL and REFERENCE_TOL < error <= KNOWN_VGG_ERROR:
+            pytest.xfail(f"{REFERENCE_XFAIL[arch]} (measured {error:.1e})")
+        assert error <= REFERENCE_TOL, f"image {i}: {error:.2e} of max |R|"
+    assert arch not in REFERENCE_XFAIL, f"{arch} now matches: remove it from REFERENCE_XFAIL"

@@ -1,0 +1,153 @@
+"""``aeq audit``: attribution methods x faithfulness and localisation metrics over a set of
+images, on onnxruntime only (no framework), with reports in JSON, Markdown and HTML.
+
+:func:`audit` is the API behind the command: gather the cases (images, and ground truth from a
+masks folder, a boxes file, PASCAL VOC or COCO), run :func:`engine.run_audit`, write the report.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aeq_onnx.audit.cases import Case, cases_for, plain_cases, unique_keys
+from aeq_onnx.audit.engine import AuditConfig, AuditRun, Progress, run_audit
+from aeq_onnx.audit.methods import DEFAULT_METHODS, parse_methods
+from aeq_onnx.audit.report import write
+from aeq_onnx.audit.scoring import CurveSettings
+from aeq_onnx.datasets.mapping import load_mapping
+from aeq_onnx.datasets.records import LoadResult
+from aeq_onnx.errors import InputError
+from aeq_onnx.imaging import collect_images
+from aeq_onnx.loading import load_model
+from aeq_onnx.presets import Preset, get_preset, input_spec
+from aeq_onnx.runtime import Device
+
+__all__ = ["AuditResult", "GroundTruthSource", "RayOptions", "audit", "gather_cases"]
+
+
+@dataclass(frozen=True)
+class GroundTruthSource:
+    """Where the ground truth comes from (at most one of masks, boxes, voc, coco)."""
+
+    images: Sequence[str | os.PathLike[str]] = ()
+    masks: str | os.PathLike[str] | None = None
+    boxes: str | os.PathLike[str] | None = None
+    voc: str | os.PathLike[str] | None = None
+    coco: str | os.PathLike[str] | None = None
+    mapping: str | os.PathLike[str] | None = None
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--engine ray``: cluster address (None: start a local one), actors, GPUs per actor."""
+
+    address: str | None = None
+    workers: int = 2
+    gpus_per_worker: float = 0.0
+
+
+@dataclass
+class AuditResult:
+    """The engine's output, the report files and the cases that were tried."""
+
+    run: AuditRun
+    report: dict[str, Path]
+    cases: list[Case] = field(default_factory=list)
+
+
+def _image_dir(source: GroundTruthSource) -> Path:
+    if len(source.images) != 1 or not Path(source.images[0]).is_dir():
+        raise InputError("--masks, --boxes and --coco need --images to be one folder")
+    return Path(source.images[0])
+
+
+def _loaded(source: GroundTruthSource) -> LoadResult | None:
+    """The annotations of the chosen format (lenient: bad items are failures)."""
+    from aeq_onnx.datasets import coco, user, voc
+
+    given = [n for n in ("masks", "boxes", "voc", "coco") if getattr(source, n) is not None]
+    if len(given) > 1:
+        raise InputError(f"give at most one ground-truth source, got {', '.join(given)}")
+    mapping = load_mapping(source.mapping) if source.mapping is not None else None
+    if source.voc is not None:
+        return voc.load_voc(source.voc, mapping, strict=False)
+    if source.coco is not None:
+        return coco.load_coco(source.coco, _image_dir(source), mapping, strict=False)
+    if source.boxes is not None:
+        return user.load_boxes(source.boxes, _image_dir(source), mapping, strict=False)
+    if source.masks is not None:
+        return user.load_masks(source.masks, _image_dir(source), mapping=mapping, strict=False)
+    return None
+
+
+def gather_cases(source: GroundTruthSource) -> tuple[list[Case], list[tuple[str, str]]]:
+    """The cases to explain and the items that cannot be used ``(item, why)``."""
+    loaded = _loaded(source)
+    if loaded is None:
+        files, failures = collect_images(source.images)
+        return unique_keys(plain_cases(files)), failures
+    failures = [(e.item, e.message) for e in loaded.errors]
+    cases = [c for item in loaded.items for c in cases_for(item)]
+    return unique_keys(cases), failures
+
+
+def _input_shape(model: Any) -> list[Any]:
+    """The dims of the model's data input (symbolic dims as their names)."""
+    weights = {t.name for t in model.graph.initializer}
+    data = [i for i in model.graph.input if i.name not in weights]
+    if len(data) != 1:
+        raise InputError(f"an audit needs a model with one data input, found {len(data)}")
+    dims = data[0].type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
+
+
+def _info(model: str | os.PathLike[str], sha: str, preset: Preset, command: str,
+          curves: CurveSettings) -> dict[str, Any]:
+    return {"model": Path(model).name, "sha256": sha, "command": command,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "preset": preset.to_json(), "curve_steps": curves.steps,
+            "curve_baselines": list(curves.baselines)}
+
+
+def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
+          methods: str = DEFAULT_METHODS, out: str | os.PathLike[str] = "aeq-audit",
+          preset: str | Preset | None = None, size: int | None = None,
+          curves: CurveSettings | None = None, batch_size: int = 8, sanity_cases: int = 0,
+          device: Device = "cpu", threads: int | None = None, output: str | None = None,
+          progress: Progress | None = None, command: str = "",
+          engine: RayOptions | None = None) -> AuditResult:
+    """Run every method on every case and write ``report.{json,md,html}`` into ``out``.
+
+    ``engine`` None runs locally; :class:`RayOptions` runs the cases on a Ray cluster
+    (``aeq_onnx[ray]``), with the same rows and report. Re-running with the same ``out``
+    resumes: stored results are reused. Bad items (unreadable
+    images, masks of the wrong size, a method that cannot run on this model) are listed in the
+    report's failures; the rest completes.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    loaded = load_model(model)
+    resolved = get_preset(preset if preset is not None else "imagenet", size=size)
+    spec = input_spec(_input_shape(loaded.model), resolved)
+    cases, failures = gather_cases(source)
+    if not cases:
+        raise InputError("nothing to audit: no usable image" + (
+            f" ({failures[0][0]}: {failures[0][1]})" if failures else ""))
+    settings = curves or CurveSettings()
+    config = AuditConfig(parse_methods(methods), Path(out), resolved, spec, settings, batch_size,
+                         sanity_cases, device=device, threads=threads,
+                         output=output, progress=progress)
+    if engine is None:
+        run = run_audit(loaded.model, loaded.sha256, cases, config)
+    else:
+        from aeq_onnx.audit.ray_engine import run_audit_ray
+
+        run = run_audit_ray(loaded.model, loaded.sha256, cases, config, engine)
+    run.failures[:0] = failures
+    report = write(run, config, _info(model, loaded.sha256, resolved, command, settings))
+    return AuditResult(run, report, cases)

@@ -1,0 +1,193 @@
+"""The local audit engine: every method on every case, every metric the case allows, results
+stored as they come (a re-run resumes), failures recorded per item while the rest completes.
+
+Per chunk of ``batch_size`` cases: read and preprocess the photos, choose the targets from the
+model's logits, then per method compute the heatmaps and score them (:mod:`.scoring`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from aeq_onnx.audit.cases import Case, Prepared, choose_targets, prepare
+from aeq_onnx.audit.forward import Forward, to_nchw
+from aeq_onnx.audit.methods import MethodSpec
+from aeq_onnx.audit.runners import Runner, make_runner
+from aeq_onnx.audit.scoring import CurveSettings, curves, localisation
+from aeq_onnx.audit.store import ResultStore, Row
+from aeq_onnx.errors import AeqError
+from aeq_onnx.presets import InputSpec, Preset
+from aeq_onnx.runtime import Device
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class AuditConfig:
+    """What to run and how: methods, output folder, preprocessing, curves and runtime."""
+
+    methods: list[MethodSpec]
+    out: Path
+    preset: Preset
+    spec: InputSpec
+    curves: CurveSettings = field(default_factory=CurveSettings)
+    batch_size: int = 8
+    sanity_cases: int = 0
+    sanity_seed: int = 0
+    device: Device = "cpu"
+    threads: int | None = None
+    output: str | None = None
+    progress: Progress | None = None
+
+
+@dataclass
+class AuditRun:
+    """What the engine produced: result rows, sanity rows and per-item failures."""
+
+    rows: list[Row] = field(default_factory=list)
+    sanity: list[Row] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+
+
+def finite(value: float) -> float | None:
+    """JSON-safe number: None for NaN/Inf."""
+    return float(value) if math.isfinite(value) else None
+
+
+def chunks(items: Sequence[Case], size: int) -> Iterator[Sequence[Case]]:
+    """Consecutive slices of ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def build_runners(model: onnx.ModelProto, config: AuditConfig, forward: Forward,
+                  source_sha: str, failures: list[tuple[str, str]],
+                  ) -> dict[str, tuple[MethodSpec, Runner]]:
+    """One runner per method; a method that cannot run on this model is a failure."""
+    runners = {}
+    for spec in config.methods:
+        try:
+            runners[spec.label] = (spec, make_runner(
+                model, spec, forward, folder=config.out / "explainers", source_sha=source_sha,
+                device=config.device, threads=config.threads, batch_size=config.batch_size))
+        except AeqError as exc:
+            failures.append((f"method {spec.label}", str(exc)))
+    return runners
+
+
+def heat_slug(label: str) -> str:
+    """A method label as a folder name."""
+    return label.replace(":", "_").replace("=", "-").replace(",", "_")
+
+
+class Worker:
+    """What one process needs to explain and score cases: the forward pass and one runner per
+    method. The local engine holds one; the Ray engine one per actor. Heatmaps are written to
+    ``config.out/heatmaps/`` (idempotent: same case, same file); rows are returned."""
+
+    def __init__(self, model: onnx.ModelProto, source_sha: str, config: AuditConfig) -> None:
+        self.config = config
+        self.failures: list[tuple[str, str]] = []
+        self.forward = Forward(model, config.spec.layout, config.device, config.threads,
+                               config.output)
+        self.runners = build_runners(model, config, self.forward, source_sha, self.failures)
+        self.store = ResultStore(config.out, name=None)
+
+    def prepare(self, chunk: Sequence[Case]) -> list[Prepared]:
+        """Preprocess the photos; unreadable ones and bad masks are failures."""
+        ready = []
+        for case in chunk:
+            try:
+                ready.append(prepare(case, self.config.spec, self.config.preset))
+            except AeqError as exc:
+                self.failures.append((str(case.path), str(exc)))
+        return ready
+
+    def score(self, item: Prepared, target: int, prob: float, heat: np.ndarray,
+              label: str) -> Row:
+        """The row of one case and method: identity, score and every metric it allows."""
+        path = self.store.save_heat(heat_slug(label), item.case.key, heat)
+        row: Row = {"case": item.case.key, "method": label, "path": str(item.case.path),
+                    "class": item.case.class_name, "target": target, "probability": prob,
+                    "heatmap": path.relative_to(self.config.out).as_posix()}
+        if item.mask is not None:
+            row.update({k: finite(v) for k, v in localisation(heat, item.mask).items()})
+        sample = to_nchw(item.sample[None], self.forward.layout)[0]
+        aucs, shapes = curves(self.forward.predict, sample, heat, target, self.config.curves)
+        row.update({k: finite(v) for k, v in aucs.items()})
+        row["curves"] = shapes
+        return row
+
+    def process(self, chunk: Sequence[Case], done: Callable[[str, str], bool]) -> list[Row]:
+        """Rows for every (case, method) of ``chunk`` that ``done`` does not already have."""
+        ready = self.prepare(chunk)
+        if not ready or not self.runners:
+            return []
+        nchw = to_nchw(np.stack([r.sample for r in ready]), self.forward.layout)
+        try:
+            targets = choose_targets(self.forward.logits(nchw), [r.case for r in ready])
+        except AeqError as exc:
+            self.failures.extend((str(r.case.path), str(exc)) for r in ready)
+            return []
+        probs = self.forward.probabilities(nchw)
+        rows: list[Row] = []
+        for label, (_, runner) in self.runners.items():
+            todo = [i for i, r in enumerate(ready) if not done(r.case.key, label)]
+            if not todo:
+                continue
+            try:
+                heats = runner.heat(np.stack([ready[i].sample for i in todo]), targets[todo])
+            except AeqError as exc:
+                self.failures.append((f"method {label} on {ready[todo[0]].case.path}…", str(exc)))
+                continue
+            rows.extend(self.score(ready[i], int(targets[i]), float(probs[i, targets[i]]), heat,
+                                   label) for i, heat in zip(todo, heats, strict=True))
+        return rows
+
+
+def run_audit(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case],
+              config: AuditConfig) -> AuditRun:
+    """Run the audit locally; rows already in ``config.out`` are reused, not recomputed."""
+    worker = Worker(model, source_sha, config)
+    store = ResultStore(config.out)
+    done = 0
+    for chunk in chunks(cases, config.batch_size):
+        for row in worker.process(chunk, lambda key, label: store.get(key, label) is not None):
+            store.put(row)
+        done += len(chunk)
+        if config.progress is not None:
+            config.progress(done, len(cases))
+    return finish(model, cases, config, worker, store)
+
+
+def finish(model: onnx.ModelProto, cases: Sequence[Case], config: AuditConfig, worker: Worker,
+           store: ResultStore) -> AuditRun:
+    """Collect this audit's rows from the store and run the sanity check if asked."""
+    run = AuditRun(failures=list(worker.failures), methods=list(worker.runners))
+    keys = {c.key for c in cases}
+    run.rows = [r for r in store.rows.values()
+                if r["case"] in keys and r["method"] in worker.runners]
+    if config.sanity_cases > 0 and worker.runners:
+        from aeq_onnx.audit.sanity import run_sanity
+
+        run.sanity = run_sanity(model, cases, worker.runners, worker.forward, config, run)
+    return run
+
+
+def heat_of(config: AuditConfig, row: Row) -> np.ndarray:
+    """The stored heatmap of a result row."""
+    return np.asarray(np.load(config.out / str(row["heatmap"])))
+
+
+def describe(run: AuditRun) -> dict[str, Any]:
+    """Counts for the command line's summary."""
+    return {"rows": len(run.rows), "sanity rows": len(run.sanity),
+            "failures": len(run.failures), "methods": run.methods}

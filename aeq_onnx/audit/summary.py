@@ -1,0 +1,96 @@
+"""Aggregate audit rows into the methods x metrics table, the mean curves and the sanity
+trajectories (means over cases; metrics a case does not allow are left out of its mean)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from aeq_onnx.audit.store import Row
+
+#: Metric columns in report order, with a header and whether higher is better.
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("pointing", "pointing game ↑", True),
+    ("energy", "energy pointing ↑", True),
+    ("outside_inside", "outside/inside ↓", False),
+    ("iou", "mIoU ↑", True),
+    ("insertion_blur", "insertion AUC (blur) ↑", True),
+    ("deletion_blur", "deletion AUC (blur) ↓", False),
+    ("insertion_zero", "insertion AUC (zero) ↑", True),
+    ("deletion_zero", "deletion AUC (zero) ↓", False),
+    ("sanity_ssim", "SSIM after full randomisation ↓", False),
+    ("sanity_spearman", "Spearman after full randomisation ↓", False),
+)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def table(rows: Sequence[Row], sanity: Sequence[Row], methods: Sequence[str],
+          ) -> dict[str, dict[str, Any]]:
+    """``{method: {metric: mean, "cases": n}}`` for every column some row has."""
+    out: dict[str, dict[str, Any]] = {}
+    last = last_step_rows(sanity)
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        entry: dict[str, Any] = {"cases": len(mine)}
+        for key, _, _ in COLUMNS:
+            if key.startswith("sanity_"):
+                values = [r[key[7:]] for r in last if r["method"] == method]
+            else:
+                values = [r[key] for r in mine if key in r]
+            if values:
+                entry[key] = _mean(values)
+        out[method] = entry
+    return out
+
+
+def last_step_rows(sanity: Sequence[Row]) -> list[Row]:
+    """Sanity rows of the final step (every layer randomised)."""
+    if not sanity:
+        return []
+    final = max(int(r["step"]) for r in sanity)
+    return [r for r in sanity if int(r["step"]) == final]
+
+
+def mean_curves(rows: Sequence[Row], methods: Sequence[str]) -> dict[str, dict[str, list]]:
+    """``{curve name: {method: mean curve}}`` over the cases."""
+    out: dict[str, dict[str, list]] = defaultdict(dict)
+    for method in methods:
+        by_name: dict[str, list[list[float]]] = defaultdict(list)
+        for r in rows:
+            if r["method"] == method:
+                for name, curve in r.get("curves", {}).items():
+                    by_name[name].append(curve)
+        for name, curves in by_name.items():
+            out[name][method] = np.mean(np.asarray(curves), axis=0).round(6).tolist()
+    return dict(out)
+
+
+def sanity_curves(sanity: Sequence[Row], methods: Sequence[str]) -> dict[str, list[dict]]:
+    """``{method: [{step, layer, ssim, spearman, spearman_abs}]}`` means per step."""
+    out: dict[str, list[dict]] = {}
+    for method in methods:
+        steps: dict[int, list[Row]] = defaultdict(list)
+        for r in sanity:
+            if r["method"] == method:
+                steps[int(r["step"])].append(r)
+        out[method] = [{"step": s, "layer": group[0]["layer"],
+                        **{k: _mean([g[k] for g in group])
+                           for k in ("ssim", "spearman", "spearman_abs")}}
+                       for s, group in sorted(steps.items())]
+    return out
+
+
+def best(table_: dict[str, dict[str, Any]], key: str, higher: bool) -> set[str]:
+    """The methods with the best mean of ``key`` (all of them on a tie, at 3 decimals)."""
+    scored = {m: round(v[key], 3) for m, v in table_.items() if v.get(key) is not None}
+    if not scored:
+        return set()
+    top = (max if higher else min)(scored.values())
+    return {m for m, v in scored.items() if v == top}

@@ -1,0 +1,71 @@
+"""Saving explainers: one file, or external data beside it past the threshold; nothing else
+written, the input model's external-data location never reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import aeq_onnx
+from aeq_onnx import saving
+from aeq_onnx.errors import InputError
+from aeq_onnx.loading import load_model
+from tests.helpers import explain, random_input
+from tests.helpers_models import small_cnn
+
+
+def test_small_explainer_is_one_file(tmp_path: Path) -> None:
+    written = saving.save_explainer(aeq_onnx.compile_explainer(small_cnn()), tmp_path / "e.onnx")
+    assert written == [tmp_path / "e.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.onnx"]
+
+
+def test_past_the_threshold_weights_go_beside_it(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    model = small_cnn()
+    explainer = aeq_onnx.compile_explainer(model)
+    x = random_input((3, 8, 8))
+    want = explain(explainer, x)["relevance"]
+    monkeypatch.setattr(saving, "EXTERNAL_THRESHOLD", 1000)
+    monkeypatch.setattr(saving, "EXTERNAL_MIN_BYTES", 0)
+    out = tmp_path / "out" / "e.onnx"
+    out.parent.mkdir()
+    written = saving.save_explainer(explainer, out)
+    assert written == [out, out.with_name("e.onnx.data")]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["e.onnx", "e.onnx.data"]
+    reloaded = load_model(out).model
+    np.testing.assert_array_equal(explain(reloaded, x)["relevance"], want)
+
+
+def test_input_external_location_is_not_reused(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose weights came from 'weights.bin' is saved to OUT.data, not weights.bin."""
+    monkeypatch.setattr(saving, "EXTERNAL_MIN_BYTES", 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    onnx.save_model(small_cnn(), src / "m.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    explainer = aeq_onnx.compile_explainer(src / "m.onnx")
+    before = (src / "weights.bin").read_bytes()
+    written = saving.save_explainer(explainer, tmp_path / "e.onnx", external=True)
+    assert [p.name for p in written] == ["e.onnx", "e.onnx.data"]
+    assert (src / "weights.bin").read_bytes() == before
+    saved = onnx.load(str(written[0]), load_external_data=False)
+    locations = {e.value for t in saved.graph.initializer for e in t.external_data
+                 if e.key == "location"}
+    assert locations == {"e.onnx.data"}
+
+
+def test_tensor_without_its_data_is_refused(tmp_path: Path) -> None:
+    model = small_cnn()
+    weight = model.graph.initializer[0]
+    weight.ClearField("raw_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", "elsewhere.bin"
+    with pytest.raises(InputError, match="outside the model"):
+        saving.save_explainer(model, tmp_path / "e.onnx")
+    assert not any(tmp_path.iterdir())
