@@ -10,7 +10,7 @@ PYTHON  ?= python3
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,keras]'
+	$(PY) -m pip install --quiet -e '.[dev,keras,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

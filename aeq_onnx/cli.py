@@ -103,12 +103,15 @@ def _audit_parser(sub: Any) -> None:
         "check. Re-running with the same --out resumes. Bad items are listed, the rest "
         "completes (exit code 1 if any failed).")
     audit.add_argument("model")
-    audit.add_argument("--images", nargs="+", required=True, metavar="IMAGE_OR_DIR")
+    audit.add_argument("--images", nargs="*", default=[], metavar="IMAGE_OR_DIR",
+                       help="photos and/or folders (the image folder of --masks/--boxes/--coco)")
     truth = audit.add_mutually_exclusive_group()
     truth.add_argument("--masks", help="folder of PNG masks named like the images")
     truth.add_argument("--boxes", help="JSON or CSV boxes file (image, x0, y0, x1, y1, class)")
     truth.add_argument("--voc", help="PASCAL VOC folder (Annotations/, JPEGImages/)")
     truth.add_argument("--coco", help="COCO instances JSON (images in --images)")
+    truth.add_argument("--manifest", help="CSV or Parquet manifest: path[,label]"
+                       "[,x0,y0,x1,y1][,mask] (paths relative to the manifest)")
     audit.add_argument("--mapping", help="dataset class -> model outputs file (dog: 151-268)")
     audit.add_argument("--methods", default=DEFAULT_METHODS, help="comma list; options after "
                        "':' separated by ';', e.g. ae:1.5,integrated-gradients:steps=16,"
@@ -277,8 +280,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from aeq_onnx.audit.report import markdown_table
     from aeq_onnx.audit.scoring import CurveSettings
 
+    if not args.images and args.manifest is None and args.voc is None:
+        raise InputError("give --images (or --manifest / --voc)")
     source = GroundTruthSource(args.images, args.masks, args.boxes, args.voc, args.coco,
-                               args.mapping)
+                               args.mapping, args.manifest)
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     if not baselines or set(baselines) - {"blur", "zero"}:
         raise InputError(f"--baselines takes blur, zero or both, got '{args.baselines}'")

@@ -144,3 +144,16 @@ def test_command_line_prints_the_table_and_exits_1_on_failures(
     assert "broken.png" in capsys.readouterr().err
     assert main([*args, "--methods", "nope"]) == 1
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_a_csv_manifest_gives_cases_with_boxes(data: dict[str, Path],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = data["root"] / "manifest.csv"
+    lines = ["path,label,x0,y0,x1,y1"] + [f"img/im{k}.png,1,1,1,6,6" for k in range(3)]
+    manifest.write_text("\n".join(lines) + "\n")
+    args = ["audit", str(data["model"]), "--manifest", str(manifest), "--methods", "gradient",
+            "--preset", "unit", "--size", "8", "--steps", "4", "--out", str(data["root"] / "m")]
+    assert main(args) == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (data["root"] / "m" / "results.jsonl").open()]
+    assert len(rows) == 3 and {r["target"] for r in rows} == {1}
+    assert all(r["pointing"] is not None for r in rows)

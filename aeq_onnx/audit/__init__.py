@@ -40,6 +40,7 @@ class GroundTruthSource:
     voc: str | os.PathLike[str] | None = None
     coco: str | os.PathLike[str] | None = None
     mapping: str | os.PathLike[str] | None = None
+    manifest: str | os.PathLike[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,15 @@ def _loaded(source: GroundTruthSource) -> LoadResult | None:
     """The annotations of the chosen format (lenient: bad items are failures)."""
     from aeq_onnx.datasets import coco, user, voc
 
-    given = [n for n in ("masks", "boxes", "voc", "coco") if getattr(source, n) is not None]
+    given = [n for n in ("masks", "boxes", "voc", "coco", "manifest")
+             if getattr(source, n) is not None]
     if len(given) > 1:
         raise InputError(f"give at most one ground-truth source, got {', '.join(given)}")
     mapping = load_mapping(source.mapping) if source.mapping is not None else None
+    if source.manifest is not None:
+        from aeq_onnx.datasets.manifest import load_manifest
+
+        return load_manifest(source.manifest, mapping, strict=False)
     if source.voc is not None:
         return voc.load_voc(source.voc, mapping, strict=False)
     if source.coco is not None:
@@ -92,6 +98,10 @@ def gather_cases(source: GroundTruthSource) -> tuple[list[Case], list[tuple[str,
         files, failures = collect_images(source.images)
         return unique_keys(plain_cases(files)), failures
     failures = [(e.item, e.message) for e in loaded.errors]
+    if source.manifest is not None:  # rows may carry a label without a region
+        from aeq_onnx.datasets.manifest import manifest_cases
+
+        return manifest_cases(loaded), failures
     cases = [c for item in loaded.items for c in cases_for(item)]
     return unique_keys(cases), failures
 

@@ -1,24 +1,18 @@
 """``aeq audit --engine ray``: the audit's cases on a Ray cluster, same rows as the local engine.
 
-No scheduler of our own: a Ray Data pipeline ``from_items -> map_batches -> iter_rows``.
+A Ray Data pipeline ``from_items -> map_batches -> iter_rows``, no scheduler of our own:
 
-* Each dataset row is one *chunk* of ``config.batch_size`` consecutive cases, cut as the local
-  engine cuts them, so every explainer and forward batch has the same
-  composition and the rows are bit-for-bit those of the local engine.
-* ``map_batches(AuditActor, concurrency=workers)`` runs a fixed pool of actors; each actor
-  holds one :class:`engine.Worker` (one onnxruntime session set), built once. GPU actors take
-  ``num_gpus=gpus_per_worker`` and device ``cuda``; CPU actors take one CPU slot each and run
-  their sessions with one intra-op thread (``config.threads`` overrides), so N actors on N cores
-  do not oversubscribe them.
-* Actors write heatmaps to ``config.out/heatmaps`` themselves (atomic, idempotent: a shared
-  filesystem on a multi-machine cluster) and return rows as JSON strings; the driver alone
-  writes ``results.jsonl`` (:class:`ResultStore`), once per (case, method): a chunk that a
-  retry re-emits is ignored for the keys already stored in this run.
-* Faults: a dead actor is restarted and its task retried (``max_restarts`` /
-  ``max_task_retries``); rows already streamed back are kept. A chunk that still fails is
-  recorded as a failure of its cases; unreadable images are failures of the Worker as locally.
-* Afterwards: :func:`engine.finish` (rows of this audit, sanity check on the driver), the
-  results also as Parquet (``out/results.parquet/``) and a throughput line on stderr.
+* one dataset row per *chunk* of ``config.batch_size`` consecutive cases, cut as the local
+  engine cuts them: the same explainer batches, so the same rows, bit for bit;
+* a fixed pool of ``workers`` actors (:class:`AuditActor`), each with one :class:`Worker` built
+  once; GPU actors take ``num_gpus=gpus_per_worker`` and device ``cuda``, CPU actors one CPU
+  slot and one onnxruntime thread (``config.threads`` overrides) so N actors fit N cores;
+* actors write heatmaps to ``config.out`` (atomic, idempotent; a shared filesystem across
+  machines) and return rows as JSON; the driver alone appends ``results.jsonl``, once per
+  (case, method) even when a retried chunk re-emits rows;
+* a dead actor is restarted and its task retried (bounded); streamed rows stay; a chunk that
+  keeps failing is a failure of its cases, and so is an unreadable image. Then
+  :func:`engine.finish`, ``out/results.parquet/`` and a throughput line on stderr.
 """
 
 from __future__ import annotations
@@ -50,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["AuditActor", "RayAuditRun", "Throughput", "run_audit_ray", "write_parquet"]
 
 RETRIES = 3  # restarts per actor and retries per task before a chunk counts as lost
-Batch = dict[str, np.ndarray]
 IDENTITY = ("case", "path", "class", "method", "target", "probability", "heatmap")
 
 
@@ -65,7 +58,7 @@ class Throughput:
 
     @property
     def images_per_s(self) -> float:
-        """Images per second over the whole pipeline (actor start-up included)."""
+        """Images per second of the pipeline (actor start-up included)."""
         return self.images / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
@@ -96,7 +89,7 @@ class AuditActor:
         os.chdir(cwd)
         self.worker = Worker(onnx.load_model_from_string(model), source_sha, config)
 
-    def __call__(self, batch: Batch) -> Batch:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One output row per chunk: its index, rows and failures as JSON, busy seconds."""
         out: dict[str, list[Any]] = {"chunk": [], "rows": [], "failures": [], "busy": []}
         for index, blob, stored in zip(batch["chunk"], batch["cases"], batch["done"],
@@ -141,10 +134,9 @@ def _connect(options: RayOptions) -> bool:
     """Join ``options.address`` or start a local cluster; True when we started one."""
     import ray
 
-    if ray.is_initialized():
-        return False
-    if options.address:
+    if not ray.is_initialized() and options.address:
         ray.init(address=options.address, log_to_driver=False)
+    if ray.is_initialized():
         return False
     ray.init(num_cpus=max(options.workers, 1), include_dashboard=False, log_to_driver=False)
     return True
@@ -160,11 +152,8 @@ def _actor_config(config: AuditConfig, options: RayOptions) -> AuditConfig:
 
 def _dataset(model: onnx.ModelProto, source_sha: str, items: list[dict[str, Any]],
              config: AuditConfig, options: RayOptions, actor: type[AuditActor]) -> Any:
-    """``from_items -> map_batches`` over a fixed pool of ``options.workers`` actors.
-
-    ``max_restarts``/``max_task_retries`` are bounded (Ray Data's default is forever: a chunk
-    that kills its actor every time would never end); Ray 2.60 warns that these extra keyword
-    arguments will go in 2.64, hence the pin ``ray[data]==2.60.*``."""
+    """``from_items -> map_batches`` on ``options.workers`` actors; restarts and retries bounded
+    (Ray Data's default, forever, never ends on a chunk that always kills its actor)."""
     import ray.data
 
     gpu = options.gpus_per_worker > 0
@@ -185,9 +174,8 @@ def _dataset(model: onnx.ModelProto, source_sha: str, items: list[dict[str, Any]
 @contextlib.contextmanager
 def _data_context(errored_blocks: int) -> Iterator[None]:
     """Quiet progress output and tolerate ``errored_blocks`` failed chunks, then restore."""
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
+    from ray.data import DataContext
+    context = DataContext.get_current()
     saved = (context.enable_progress_bars, context.max_errored_blocks)
     context.enable_progress_bars, context.max_errored_blocks = False, errored_blocks
     try:
@@ -201,10 +189,10 @@ class _Collector:
 
     def __init__(self, store: ResultStore, worker: Worker, config: AuditConfig,
                  sizes: dict[int, int], total: int) -> None:
-        self.store, self.worker, self.config = store, worker, config
-        self.sizes, self.total = sizes, total
-        self.seen: set[tuple[str, ...]] = set()
-        self.chunks: set[int] = set()
+        self.store, self.worker, self.config, self.sizes, self.total = (
+            store, worker, config, sizes, total)
+        self.seen: set[tuple[str, ...]] = set()  # (case, method, step) stored in this run
+        self.chunks: set[int] = set()  # chunks that came back
         self.done, self.busy = total - sum(sizes.values()), 0.0
 
     def take(self, out: dict[str, Any]) -> None:
@@ -215,8 +203,8 @@ class _Collector:
                 self.seen.add(key)
                 self.store.put(row)
         for failure in json.loads(out["failures"]):
-            if tuple(failure) not in self.worker.failures:
-                self.worker.failures.append((str(failure[0]), str(failure[1])))
+            if (item := (str(failure[0]), str(failure[1]))) not in self.worker.failures:
+                self.worker.failures.append(item)
         if int(out["chunk"]) not in self.chunks:
             self.chunks.add(int(out["chunk"]))
             self.busy += float(out["busy"])
@@ -227,10 +215,9 @@ class _Collector:
 
 def _lost(items: list[dict[str, Any]], collector: _Collector, why: str) -> None:
     """Record the cases of chunks that never came back as failures."""
-    for item in items:
-        if item["chunk"] not in collector.chunks:
-            for case in pickle.loads(item["cases"]):
-                collector.worker.failures.append((str(case.path), f"lost on Ray: {why}"))
+    lost = [c for item in items if item["chunk"] not in collector.chunks
+            for c in pickle.loads(item["cases"])]
+    collector.worker.failures.extend((str(c.path), f"lost on Ray: {why}") for c in lost)
 
 
 def _stream(dataset: Any, items: list[dict[str, Any]], collector: _Collector) -> None:
@@ -254,18 +241,18 @@ def _run_pipeline(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case]
     collector = _Collector(store, worker, config, sizes, len(cases))
     if not items:
         return Throughput(0, options.workers, 0.0, 0.0)
-    started = _connect(options)
-    start = time.perf_counter()
+    import ray
+
+    started, start = _connect(options), time.perf_counter()
     try:
         with _data_context(len(items)):
             _stream(_dataset(model, source_sha, items, config, options, actor), items,
                     collector)
     finally:
         if started:
-            import ray
-
             ray.shutdown()
-    return Throughput(len(todo), options.workers, time.perf_counter() - start, collector.busy)
+    images = sum(sizes[c] for c in collector.chunks)
+    return Throughput(images, options.workers, time.perf_counter() - start, collector.busy)
 
 
 def run_audit_ray(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case],
@@ -292,15 +279,13 @@ def parquet_records(rows: Sequence[Row]) -> list[dict[str, Any]]:
     metrics = sorted({k for r in rows for k in r if k not in IDENTITY and k != "curves"})
     records = []
     for row in sorted(rows, key=lambda r: (str(r["case"]), str(r["method"]))):
-        record = {k: row.get(k) for k in IDENTITY}
-        record.update({k: None if row.get(k) is None else float(row[k]) for k in metrics})
-        record["curves"] = json.dumps(row.get("curves", {}), sort_keys=True)
-        records.append(record)
+        records.append({**{k: row.get(k) for k in IDENTITY},
+                        **{k: None if row.get(k) is None else float(row[k]) for k in metrics},
+                        "curves": json.dumps(row.get("curves", {}), sort_keys=True)})
     return records
 
 
-def write_parquet(rows: Sequence[Row], folder: Path,
-                  name: Callable[[int], str] = lambda i: f"part-{i:05d}.parquet") -> Path:
+def write_parquet(rows: Sequence[Row], folder: Path) -> Path:
     """``folder/`` as a Parquet dataset of ``rows`` (replaced as a whole, so no stale parts)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -308,7 +293,7 @@ def write_parquet(rows: Sequence[Row], folder: Path,
     tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(parquet_records(rows)), tmp / name(0))
+    pq.write_table(pa.Table.from_pylist(parquet_records(rows)), tmp / "part-00000.parquet")
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return folder
