@@ -287,7 +287,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     if not baselines or set(baselines) - {"blur", "zero"}:
         raise InputError(f"--baselines takes blur, zero or both, got '{args.baselines}'")
-    command = "aeq " + " ".join(sys.argv[1:]) if sys.argv[1:] else "aeq audit"
+    command = "aeq " + " ".join(args.argv)
     engine = None if args.engine == "local" else RayOptions(args.address, args.workers,
                                                               args.gpus_per_worker)
     result = audit(args.model, source, methods=args.methods, out=args.out, preset=args.preset,
@@ -325,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Models are untrusted by default: their checks run isolated unless ``--no-isolate``."""
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         with isolation(not args.no_isolate):
             return COMMANDS[args.command](args)

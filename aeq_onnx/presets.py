@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -86,6 +87,8 @@ def get_preset(preset: str | Preset | None = "imagenet", *, size: int | None = N
     if preset is None:
         preset = "imagenet"
     if isinstance(preset, str):
+        if preset.endswith(".json") and Path(preset).is_file():
+            preset = Path(preset).read_text(encoding="utf-8")
         if preset.lstrip().startswith("{"):
             base = Preset.from_json(preset)
         elif preset in PRESETS:

@@ -70,25 +70,33 @@ def _png(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _svg(series: dict[str, list[float]], title: str, width: int = 320,
+def _svg(series: dict[str, list[float]], title: str, plot: int = 300,
          height: int = 200) -> str:
-    """A line plot of ``series`` (x evenly spaced in [0, 1], y in [0, max])."""
+    """A line plot of ``series`` (x evenly spaced in [0, 1], y in [0, max]); legend right."""
     top = max([max(v) for v in series.values() if v] + [1e-12])
     paths = []
     for i, (name, ys) in enumerate(series.items()):
-        pts = " ".join(f"{30 + (width - 40) * k / max(len(ys) - 1, 1):.1f},"
+        pts = " ".join(f"{30 + plot * k / max(len(ys) - 1, 1):.1f},"
                        f"{height - 25 - (height - 45) * y / top:.1f}" for k, y in enumerate(ys))
         color = PALETTE[i % len(PALETTE)]
         paths.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" '
                      f'points="{pts}"><title>{html.escape(name)}</title></polyline>'
-                     f'<text x="{width - 5}" y="{14 + 12 * i}" text-anchor="end" '
-                     f'font-size="10" fill="{color}">{html.escape(name)}</text>')
-    return (f'<figure><svg width="{width}" height="{height}" role="img">'
-            f'<rect x="30" y="20" width="{width - 40}" height="{height - 45}" fill="none" '
+                     f'<text x="{plot + 40}" y="{28 + 12 * i}" font-size="10" '
+                     f'fill="{color}">{html.escape(name)}</text>')
+    return (f'<figure><svg width="{plot + 170}" height="{height}" role="img">'
+            f'<rect x="30" y="20" width="{plot}" height="{height - 45}" fill="none" '
             f'stroke="#999"/>{"".join(paths)}<text x="30" y="{height - 8}" font-size="10">0'
-            f'</text><text x="{width - 10}" y="{height - 8}" font-size="10" '
-            f'text-anchor="end">1</text></svg><figcaption>{html.escape(title)} '
-            f'(max {top:.3g})</figcaption></figure>')
+            f'</text><text x="{plot + 30}" y="{height - 8}" font-size="10" '
+            f'text-anchor="end">1</text><text x="2" y="24" font-size="10">{top:.2g}</text>'
+            f'</svg><figcaption>{html.escape(title)}</figcaption></figure>')
+
+
+def display(heat: np.ndarray) -> np.ndarray:
+    """A heatmap as RGB: signed maps centred on zero (red for, blue against); maps that are
+    never negative (RISE, Grad-CAM) stretched from their minimum to their maximum."""
+    if heat.min() >= 0 and heat.max() > heat.min():
+        return colorize((heat - heat.min()) / (heat.max() - heat.min()))
+    return colorize(normalise(heat))
 
 
 def _examples(run: AuditRun, config: AuditConfig, limit: int = 4) -> str:
@@ -105,7 +113,7 @@ def _examples(run: AuditRun, config: AuditConfig, limit: int = 4) -> str:
                 cells.append("<td>–</td>")
                 continue
             heat = np.load(config.out / row["heatmap"])
-            cells.append(f'<td><img width="112" src="{_png(colorize(normalise(heat)))}" '
+            cells.append(f'<td><img width="112" src="{_png(display(heat))}" '
                          f'alt="{html.escape(method)}"></td>')
         body.append(f"<tr><th>{html.escape(case)}</th>{''.join(cells)}</tr>")
     return f"<table><tr><th>case</th>{heads}</tr>{''.join(body)}</table>"

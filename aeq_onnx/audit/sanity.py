@@ -45,12 +45,16 @@ def _originals(cases: Sequence[Case], config: AuditConfig, labels: list[str]) ->
 
 def _compare(case: Case, label: str, step: int, layer: str, original: np.ndarray,
              heat: np.ndarray) -> Row:
-    def safe(v: float) -> float | None:
-        return None if not np.isfinite(v) else float(v)
+    """SSIM and Spearman (signed and of |R|) of the randomised heatmap against the original.
+
+    A constant map has no ranks: its Spearman correlation is reported as 0 (it shares no rank
+    structure with the original), not as undefined."""
+    def rank(v: float) -> float:
+        return float(v) if np.isfinite(v) else 0.0
 
     return {"case": case.key, "method": label, "step": str(step), "layer": layer,
-            "ssim": safe(ssim(original, heat)), "spearman": safe(spearman(original, heat)),
-            "spearman_abs": safe(spearman(original, heat, absolute=True))}
+            "ssim": float(ssim(original, heat)), "spearman": rank(spearman(original, heat)),
+            "spearman_abs": rank(spearman(original, heat, absolute=True))}
 
 
 def _step(randomised: onnx.ModelProto, step: int, layer: str,

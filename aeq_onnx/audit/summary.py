@@ -22,7 +22,7 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("insertion_zero", "insertion AUC (zero) ↑", True),
     ("deletion_zero", "deletion AUC (zero) ↓", False),
     ("sanity_ssim", "SSIM after full randomisation ↓", False),
-    ("sanity_spearman", "Spearman after full randomisation ↓", False),
+    ("sanity_spearman_abs", "Spearman of |R| after full randomisation ↓", False),
 )
 
 
@@ -41,7 +41,7 @@ def table(rows: Sequence[Row], sanity: Sequence[Row], methods: Sequence[str],
         entry: dict[str, Any] = {"cases": len(mine)}
         for key, _, _ in COLUMNS:
             if key.startswith("sanity_"):
-                values = [r[key[7:]] for r in last if r["method"] == method]
+                values = [r[key[len("sanity_"):]] for r in last if r["method"] == method]
             else:
                 values = [r[key] for r in mine if key in r]
             if values:
