@@ -17,7 +17,6 @@ import argparse
 import csv
 import datetime
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from aeq_onnx.audit import GroundTruthSource, audit  # noqa: E402
 from aeq_onnx.audit.report import markdown_table  # noqa: E402
 from aeq_onnx.audit.scoring import CurveSettings  # noqa: E402
 from aeq_onnx.presets import get_preset  # noqa: E402
+from benchmarks.bench_compile import cpu  # noqa: E402
 from fixtures.scenes.generator import write_dataset  # noqa: E402
 
 SCENES = ROOT / "fixtures" / "scenes"
@@ -73,8 +73,9 @@ def document(tables: dict[str, str], args: argparse.Namespace, seconds: float) -
     """``benchmarks/LOCALISATION.md``."""
     command = " ".join([".venv/bin/python benchmarks/bench_localisation.py", *args.argv])
     parts = ["# Localisation benchmark: synthetic scenes with exact masks", "",
-             f"`{command}` on {datetime.date.today()}, {platform.processor() or 'CPU'} "
-             f"({os.cpu_count()} cores), {seconds / 60:.1f} min. Scenes 0..{args.n - 1} of "
+             f"`{command}` on {datetime.date.today()}, {cpu()} "
+             f"({os.cpu_count()} cores), {seconds / 60:.1f} min (less when earlier results in "
+             f"the output folder were reused). Scenes 0..{args.n - 1} of "
              f"seed {SEED} (the models' test set), 64x64, target = the true class, ground truth "
              "= the target object's mask (distractors of other classes excluded); insertion/"
              f"deletion {args.steps} steps, blurred baseline; sanity check on the first "

@@ -40,7 +40,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     """Methods x metrics, best per column in bold."""
     heads = {c: (h, up) for c, h, up in summary.COLUMNS}
     cols = report["columns"]
-    lines = ["| method | cases | " + " | ".join(heads[c][0] for c in cols) + " |",
+    lines = ["| method | cases | " + " | ".join(heads[c][0].replace("|", "\\|") for c in cols)
+             + " |",
              "|---|---|" + "---|" * len(cols)]
     winners = {c: summary.best(report["table"], c, heads[c][1]) for c in cols}
     for method in report["methods"]:

@@ -88,8 +88,11 @@ def sanity_curves(sanity: Sequence[Row], methods: Sequence[str]) -> dict[str, li
 
 
 def best(table_: dict[str, dict[str, Any]], key: str, higher: bool) -> set[str]:
-    """The methods with the best mean of ``key`` (all of them on a tie, at 3 decimals)."""
-    scored = {m: round(v[key], 3) for m, v in table_.items() if v.get(key) is not None}
+    """The methods with the best mean of ``key`` (all of them on a tie, at 3 decimals; for the
+    sanity columns the smallest magnitude)."""
+    magnitude = key.startswith("sanity_")  # similarity after randomisation: nearest 0 is best
+    scored = {m: round(abs(v[key]) if magnitude else v[key], 3)
+              for m, v in table_.items() if v.get(key) is not None}
     if not scored:
         return set()
     top = (max if higher else min)(scored.values())
