@@ -1,303 +1,309 @@
-"""Benchmark the AE explainer against the plain forward pass on onnxruntime CPU.
+"""Benchmark the AE explainer against the plain forward pass and other attribution methods, CPU.
 
-For each model (torchvision, seeded random weights, torchscript export, 224x224): compile time
-of ``aeq_onnx.compile_explainer``, median latency of the plain model and of the explainer at
-each batch size, their ratio, and the peak RSS of each session. Every measurement runs in a
-fresh subprocess (so ``ru_maxrss`` is that session's own peak). Prints a markdown report and
-writes it to ``benchmarks/RESULTS.md`` (``--output``).
+For each model (torchvision VGG-16 / ResNet-50, seeded random weights, torchscript export,
+224x224, 2 threads): compile time; onnxruntime forward vs explainer latency and peak RSS at
+batch 1 and 8; on the same torch model at batch 1: AE by PyTorch autograd
+(``benchmarks/torch_ae.py``, with its agreement with the explainer), Zennit EpsilonPlusFlat,
+Captum LayerGradCam and IntegratedGradients; RISE through onnxruntime (ResNet-50); and the
+explainer under several onnxruntime session-option variants. Every measurement runs in a fresh
+subprocess (its ``ru_maxrss`` is its own peak). Prints a Markdown report and writes it to
+``benchmarks/RESULTS.md`` (``--output``) with the targets marked MET/MISSED.
 
-    python benchmarks/bench_explainer.py            # VGG-16 + ResNet-50, batch 1 and 8
-    python benchmarks/bench_explainer.py --quick    # smoke run: ResNet-50, batch 1, 1 repeat
+    python benchmarks/bench_explainer.py                    # everything (10-20 min on 2 cores)
+    python benchmarks/bench_explainer.py --rows core        # forward vs explainer only
+    python benchmarks/bench_explainer.py --quick --output /tmp/r.md   # smoke run, < 60 s
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import resource
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-MODELS = ("vgg16", "resnet50")
-TITLES = {"vgg16": "VGG-16", "resnet50": "ResNet-50"}
-SIZE = 224
-EXPORTER = "torchscript"
-RATIO_TARGET = 10.0  # explainer latency / forward latency
-COMPILE_TARGET_S = 10.0
-
-
-# --------------------------------------------------------------------------- workers
-# Each worker runs in its own interpreter and prints one JSON line as its last stdout line.
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def worker_compile(model: str, out: str) -> dict[str, Any]:
-    """Compile ``model`` into ``out``; the time covers loading the file and compiling."""
-    import onnx
-
-    import aeq_onnx
-
-    start = time.perf_counter()
-    explainer = aeq_onnx.compile_explainer(model)
-    compile_s = time.perf_counter() - start
-    onnx.save(explainer, out)
-    return {"compile_s": compile_s, "nodes": len(explainer.graph.node),
-            "explainer_mb": os.path.getsize(out) / 1e6, "compile_rss_mib": peak_rss_mib()}
-
-
-def _session(model: str, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-def _feeds(batch: int, explainer: bool) -> dict[str, Any]:
-    import numpy as np
-
-    x = np.random.default_rng(0).standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32)
-    return {"input": x, "target": np.full(batch, -1, np.int64)} if explainer else {"input": x}
-
-
-def worker_session(model: str, batch: int, explainer: bool, threads: int) -> dict[str, Any]:
-    """Peak RSS of a fresh process that loads one session and runs it once."""
-    start = time.perf_counter()
-    session = _session(model, threads)
-    load_s = time.perf_counter() - start
-    session.run(None, _feeds(batch, explainer))
-    return {"load_s": load_s, "rss_mib": peak_rss_mib()}
-
-
-def worker_pair(model: str, explainer: str, batch: int, threads: int, warmup: int,
-                repeats: int) -> dict[str, Any]:
-    """Median latencies of the forward and the explainer in one process: a forward block, an
-    explainer block, a second forward block (each warmed up), so both see the same machine
-    and the forward is timed at its best, with drift between the blocks shown."""
-    sessions = [(_session(model, threads), _feeds(batch, False)),
-                (_session(explainer, threads), _feeds(batch, True))]
-    blocks = []
-    for k in (0, 1, 0):
-        session, feeds = sessions[k]
-        times = []
-        for i in range(warmup + repeats):
-            start = time.perf_counter()
-            session.run(None, feeds)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-        blocks.append(times)
-    return {"forward_ms": 1e3 * statistics.median(blocks[0] + blocks[2]),
-            "explainer_ms": 1e3 * statistics.median(blocks[1]),
-            "forward_drift": statistics.median(blocks[2]) / statistics.median(blocks[0])}
-
-
-def run_worker(*args: str) -> dict[str, Any]:
-    """Run this script as a worker subprocess and parse its JSON result."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker {' '.join(args[:2])} failed ({done.returncode}):\n"
-                           f"{done.stderr.strip()}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# --------------------------------------------------------------------------- driver
-
-@dataclass
-class Row:
-    """One (model, batch) line of the results table."""
-
-    model: str
-    batch: int
-    forward_ms: float
-    explainer_ms: float
-    forward_rss: float
-    explainer_rss: float
-    compile_s: float
-
-    @property
-    def ratio(self) -> float:
-        return self.explainer_ms / self.forward_ms
-
-
-def bench_model(name: str, batches: list[int], args: argparse.Namespace,
-                workdir: Path) -> tuple[list[Row], dict[str, Any]]:
-    """Export (cached), compile in a subprocess, then time both sessions per batch size."""
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-    from fixtures import torchvision_models
 
-    model = torchvision_models.export(name, EXPORTER, size=SIZE)
-    explainer = workdir / f"{name}-explainer.onnx"
-    log(f"{name}: compiling {model.name}")
-    compiled = run_worker("compile", str(model), str(explainer))
-    log(f"{name}: compiled in {compiled['compile_s']:.1f} s")
-    rows = []
-    for batch in batches:
-        common = [str(batch), str(args.threads)]
-        timed = run_worker("pair", str(model), str(explainer), *common, str(args.warmup),
-                           str(args.repeats))
-        log(f"{name} b{batch}: forward {timed['forward_ms']:.0f} ms, "
-            f"explainer {timed['explainer_ms']:.0f} ms")
-        forward = run_worker("session", str(model), "forward", *common)
-        explain = run_worker("session", str(explainer), "explainer", *common)
-        rows.append(Row(name, batch, timed["forward_ms"], timed["explainer_ms"],
-                        forward["rss_mib"], explain["rss_mib"], compiled["compile_s"]))
-    explainer.unlink(missing_ok=True)
-    return rows, compiled
+from benchmarks import report, workers  # noqa: E402
+from benchmarks.report import BatchRow, MethodRow, ModelResult, OptionRow  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+MODELS = ("vgg16", "resnet50", "tiny")
+DEFAULT_MODELS = ["vgg16", "resnet50"]
+EXPORTER = "torchscript"
+ROW_GROUPS = ("core", "torch", "torch_ae", "zennit", "captum", "rise", "options")
+QUICK_SIZE = {"resnet50": 64, "vgg16": 224, "tiny": 64}  # VGG's AdaptiveAvgPool2d(7): ~224
+
+
+class Load:
+    """CPU time the rest of the machine used while we ran (from /proc/stat)."""
+
+    def __init__(self) -> None:
+        self.start_busy, self.start_wall = self.busy_s(), time.monotonic()
+        self.start_load = os.getloadavg()[0]
+
+    @staticmethod
+    def busy_s() -> float:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except (OSError, ValueError):
+            return float("nan")
+        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+    def summary(self) -> tuple[float, float]:
+        """(average cores used by other processes, wall seconds) since construction."""
+        import resource
+
+        wall = time.monotonic() - self.start_wall
+        ours = sum(getattr(resource.getrusage(who), f) for who in
+                   (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for f in ("ru_utime", "ru_stime"))
+        return max(0.0, (self.busy_s() - self.start_busy - ours) / wall), wall
+
+
+def side(name: str, args: argparse.Namespace) -> int:
+    """The input side of ``name`` in this run."""
+    return int(args.size or (QUICK_SIZE[name] if args.quick or name == "tiny" else 224))
 
 
 def log(line: str) -> None:
     print(f"[bench] {line}", file=sys.stderr, flush=True)
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (platform's guess elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def run_worker(*args: Any) -> dict[str, Any]:
+    """Run this script as a worker subprocess and parse its JSON result."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {' '.join(map(str, args[:2]))} failed ({done.returncode})"
+                           f":\n{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def memory_gib() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
+# --------------------------------------------------------------------------- measurements
+
+def bench_batches(r: ModelResult, model: Path, explainer: Path, args: argparse.Namespace,
+                  ) -> None:
+    """onnxruntime forward vs explainer: latency (one process) and RSS (one process each)."""
+    for batch in args.batches:
+        common = [batch, r.size, args.threads]
+        pair = run_worker("pair", model, explainer, *common, args.warmup, args.repeats)
+        fwd = run_worker("session", model, "forward", *common)
+        exp = run_worker("session", explainer, "explainer", *common)
+        r.batches.append(BatchRow(batch, pair["forward_ms"], pair["explainer_ms"],
+                                  fwd["rss_mib"], exp["rss_mib"], pair["forward_drift"]))
+        log(f"{r.name} b{batch}: forward {pair['forward_ms']:.0f} ms, explainer "
+            f"{pair['explainer_ms']:.0f} ms")
+    b1 = r.batch(1)
+    if b1:
+        r.methods += [MethodRow("ort_forward", b1.forward_ms, 2 * args.repeats, b1.forward_rss),
+                      MethodRow("explainer", b1.explainer_ms, args.repeats, b1.explainer_rss)]
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+def torch_methods(groups: set[str]) -> list[str]:
+    wanted = {"torch": ["torch_forward"], "torch_ae": ["torch_ae"], "zennit": ["zennit"],
+              "captum": ["gradcam", "ig"]}
+    return [m for g in ("torch", "torch_ae", "zennit", "captum") if g in groups
+            for m in wanted[g]]
 
 
-def render(rows: list[Row], compiled: dict[str, dict[str, Any]], args: argparse.Namespace,
-           command: str) -> str:
-    """The markdown report: context, the table and the targets."""
-    ort_dist = "onnxruntime-gpu" if version("onnxruntime-gpu") != "not installed" else (
-        "onnxruntime")
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+def bench_torch(r: ModelResult, explainer: Path, methods: list[str],
+                args: argparse.Namespace) -> None:
+    """The torch-side methods, one process each (or all in one with ``--torch-shared``)."""
+    chunks = [methods] if args.torch_shared else [[m] for m in methods]
+    for chunk in chunks:
+        out = run_worker("torch", r.name, ",".join(chunk), r.size, args.threads, args.warmup,
+                         args.repeats, explainer)
+        for method, res in out.items():
+            r.methods.append(MethodRow(method, report.median_ms(res["times"]),
+                                       len(res["times"]), res["rss_mib"], res.get("agreement")))
+            log(f"{r.name} {method}: {r.methods[-1].ms:.0f} ms")
+
+
+def bench_rise(r: ModelResult, model: Path, args: argparse.Namespace) -> None:
+    """RISE with ``--rise-masks`` masks, and the labelled extrapolation to 4000."""
+    out = run_worker("rise", model, args.rise_masks, r.size, args.threads, args.warmup,
+                     args.repeats)
+    ms = report.median_ms(out["times"])
+    label = report.METHODS["rise"].format(masks=args.rise_masks) + f" [{out['impl']}]"
+    r.methods.append(MethodRow("rise", ms, len(out["times"]), out["rss_mib"], label=label))
+    if args.rise_masks != report.RISE_FULL_MASKS:
+        full = ms * report.RISE_FULL_MASKS / args.rise_masks
+        r.methods.append(MethodRow("rise_full", full, 0, None,
+                                   label=report.METHODS["rise_full"]))
+    log(f"{r.name} rise ({args.rise_masks} masks, {out['impl']}): {ms:.0f} ms")
+
+
+def bench_options(r: ModelResult, explainer: Path, args: argparse.Namespace) -> None:
+    """The explainer (batch 1) under each session-option variant, rounds interleaved."""
+    times: dict[str, list[float]] = {v: [] for v in args.variants}
+    rss: dict[str, float] = dict.fromkeys(args.variants, 0.0)
+    for _ in range(args.option_rounds):
+        for variant in args.variants:
+            out = run_worker("options", explainer, variant, r.size, args.threads,
+                             args.warmup, args.repeats)
+            times[variant] += out["times"]
+            rss[variant] = max(rss[variant], out["rss_mib"])
+    for variant in args.variants:
+        r.options.append(OptionRow(variant, workers.VARIANTS[variant],
+                                   report.median_ms(times[variant]), len(times[variant]),
+                                   rss[variant]))
+    log(f"{r.name} options: " + ", ".join(f"{o.variant} {o.ms:.0f}" for o in r.options))
+
+
+def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> ModelResult:
+    """Export (cached), compile in a subprocess, then every selected group of rows."""
+    size = side(name, args)
+    model = Path(run_worker("export", name, size, workdir)["path"])
+    explainer = workdir / f"{name}-explainer.onnx"
+    log(f"{name}: compiling {model.name}")
+    r = ModelResult(name, size, run_worker("compile", model, explainer))
+    log(f"{name}: compiled in {r.compiled['compile_s']:.1f} s")
+    if "core" in args.groups:
+        bench_batches(r, model, explainer, args)
+    if methods := torch_methods(args.groups):
+        bench_torch(r, explainer, methods, args)
+    if "rise" in args.groups and name in args.rise_models:
+        bench_rise(r, model, args)
+    if "options" in args.groups:
+        bench_options(r, explainer, args)
+    explainer.unlink(missing_ok=True)
+    return r
+
+
+# --------------------------------------------------------------------------- report
+
+def header(args: argparse.Namespace, command: str, load: Load) -> list[str]:
+    others, wall = load.summary()
+    busy = others > 0.25
     lines = ["# aeq_onnx explainer benchmark", ""]
     if args.quick:
-        lines += ["> Quick smoke run (`--quick`: ResNet-50, batch 1, 1 repeat): not a "
-                  "measurement to quote.", ""]
-    lines += [
-        f"- Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+        lines += ["> Quick smoke run (`--quick`: small input, 1 repeat, no warm-up, torch "
+                  "methods in one process): not a measurement to quote.", ""]
+    if busy:
+        lines += [f"> Ran under load: other processes used {others:.2f} cores on average "
+                  f"during the {wall / 60:.1f} min run (from /proc/stat minus this benchmark's "
+                  "own CPU time). Absolute latencies are inflated and noisy; the ratios within "
+                  "one run are what matter.", ""]
+    sizes = ", ".join(f"{report.TITLES.get(m, m)} {side(m, args)}" for m in args.models)
+    return [
+        *lines,
+        f"- Date: {report.now()}; wall time {wall / 60:.1f} min; load from other processes "
+        f"{others:.2f} cores on average (1-min load average at start {load.start_load:.2f})",
         f"- Command: `{command}`",
-        f"- Machine: {cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), "
-        f"{memory_gib()} RAM, {platform.system()} {platform.release()}",
-        f"- Versions: Python {platform.python_version()}, {ort_dist} {version(ort_dist)}, "
-        f"onnx {version('onnx')}, torch {version('torch')}, "
-        f"torchvision {version('torchvision')}, aeq_onnx {version('aeq_onnx')}",
-        f"- Setup: onnxruntime CPUExecutionProvider, intra_op_num_threads={args.threads}, "
-        "inter_op_num_threads=1, ORT_ENABLE_ALL; torchvision models with seeded random weights "
-        f"(`weights=None`), {EXPORTER} export (opset 17), {SIZE}x{SIZE} input; explainer "
-        "compiled with the defaults (ratio 2, add_rule residual), target = top-1",
-        f"- Latency: median of {args.repeats} run(s) after {args.warmup} warm-up run(s), in one "
-        "process per (model, batch): a forward block, an explainer block, a second forward "
-        "block (the forward figure is the median of both). Peak RSS: `ru_maxrss` of a fresh "
-        "process that loads one session and "
-        "runs it once "
-        "(includes the Python + onnxruntime baseline). Compile: `compile_explainer(path)` "
-        "wall time, file load included.",
-        "",
-        "| model | batch | forward (ms) | explainer (ms) | ratio | forward peak RSS (MiB) "
-        "| explainer peak RSS (MiB) | compile (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"- Machine: {report.machine()}",
+        f"- Versions: {report.versions()}",
+        f"- Setup: CPU only, {args.threads} threads everywhere (onnxruntime "
+        f"intra_op_num_threads={args.threads}, inter_op 1, ORT_ENABLE_ALL; "
+        f"torch.set_num_threads({args.threads})); torchvision models with seeded random "
+        f"weights (`weights=None`, seed 0), {EXPORTER} export (opset 17); input side: {sizes}; "
+        "input: seeded standard-normal; explainer compiled with the defaults (ratio 2, "
+        "add_rule residual), target = top-1 everywhere (Captum gets the top-1 index computed "
+        "beforehand; the others pick it inside the timed call)",
+        f"- Latency: median of {args.repeats} timed run(s) after {args.warmup} warm-up(s); "
+        "AE by autograd, IntegratedGradients and RISE: at most 1 warm-up + 3 runs. The "
+        "forward/explainer pair is timed in one process (forward block, explainer block, "
+        "forward block; drift = 2nd/1st forward block). Peak RSS: `ru_maxrss` of a fresh "
+        "process that loads one session (or builds one torch method) and runs it (includes the "
+        "Python + library baseline: torch rows carry ~300-400 MiB of torch). Compile: "
+        "`compile_explainer(path)` wall time, file load included.",
+        "- Relevance vs explainer: max |R_torch_ae − R_explainer| / max |R_explainer| on the "
+        "benchmark input.",
+        f"- Driver peak RSS {workers.peak_rss_mib():.0f} MiB: a floor under every worker's "
+        "figure (Linux carries ru_maxrss across fork + exec), so the driver imports nothing "
+        "heavy and exports in a worker.",
     ]
-    for r in rows:
-        lines.append(f"| {TITLES[r.model]} | {r.batch} | {r.forward_ms:.1f} | "
-                     f"{r.explainer_ms:.1f} | {r.ratio:.2f}x | {r.forward_rss:.0f} | "
-                     f"{r.explainer_rss:.0f} | {r.compile_s:.1f} |")
-    lines += ["", f"Targets: explainer ≤ {RATIO_TARGET:g}x the forward; "
-                  f"compile ≤ {COMPILE_TARGET_S:g} s.", ""]
-    for name, info in compiled.items():
-        worst = max(r.ratio for r in rows if r.model == name)
-        ok_ratio = "met" if worst <= RATIO_TARGET else "MISSED"
-        ok_compile = "met" if info["compile_s"] <= COMPILE_TARGET_S else "MISSED"
-        lines.append(f"- {TITLES[name]}: ratio ≤ {RATIO_TARGET:g}x {ok_ratio} (worst "
-                     f"{worst:.2f}x); compile ≤ {COMPILE_TARGET_S:g} s {ok_compile} "
-                     f"({info['compile_s']:.1f} s, compile peak RSS "
-                     f"{info['compile_rss_mib']:.0f} MiB, explainer "
-                     f"{info['explainer_mb']:.0f} MB / {info['nodes']} nodes)")
+
+
+def render(results: list[ModelResult], args: argparse.Namespace, command: str,
+           load: Load) -> str:
+    """The Markdown report: context, the four tables and the session-option finding."""
+    lines = header(args, command, load)
+
+    def section(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
+        nonlocal lines
+        if rows:
+            lines += ["", f"## {title}", "", *report.table(columns, rows)]
+
+    section("Attribution methods, batch 1", report.METHOD_COLUMNS,
+            [row for r in results for row in report.method_rows(r)])
+    section("onnxruntime forward vs explainer", report.BATCH_COLUMNS,
+            [row for r in results for row in report.batch_rows(r)])
+    section("Targets (computed from the numbers above)", report.TARGET_COLUMNS,
+            [row for r in results for row in report.target_rows(r)])
+    section("onnxruntime session options (explainer, batch 1)", report.OPTION_COLUMNS,
+            [row for r in results for row in report.option_rows(r)])
+    findings = [f for r in results if (f := report.option_finding(r))]
+    if findings:
+        lines += ["", *findings]
     return "\n".join(lines) + "\n"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: ResNet-50 only, batch 1, 1 repeat")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs (median)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
-    parser.add_argument("--threads", type=int, default=2, help="intra_op_num_threads")
-    parser.add_argument("--output", type=Path, default=RESULTS,
-                        help="markdown file to write (default benchmarks/RESULTS.md)")
-    args = parser.parse_args(argv)
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: the tiny ResNet at 64 px "
+                   "(ResNet-50: 64 px), 1 repeat, no warm-up, 64 RISE masks, torch methods in "
+                   "one process, variants runtime and tuned-no-spin, one round")
+    p.add_argument("--models", type=lambda s: s.split(","), default=None,
+                   help=f"comma list of {','.join(MODELS)} (default: vgg16,resnet50; quick: tiny)")
+    p.add_argument("--rows", default="all",
+                   help=f"all, or a comma list of {','.join(ROW_GROUPS)}")
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    p.add_argument("--repeats", type=int, default=5, help="timed runs (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime and torch threads")
+    p.add_argument("--size", type=int, default=None, help="input side (default 224)")
+    p.add_argument("--rise-masks", type=int, default=500, help="RISE masks actually run")
+    p.add_argument("--rise-models", type=lambda s: s.split(","), default=["resnet50"])
+    p.add_argument("--option-rounds", type=int, default=2,
+                   help="interleaved rounds over the session-option variants")
+    p.add_argument("--variants", type=lambda s: s.split(","), default=list(workers.VARIANTS),
+                   help=f"session-option variants: {','.join(workers.VARIANTS)}")
+    p.add_argument("--torch-shared", action="store_true",
+                   help="all torch methods of a model in one process (no per-method RSS)")
+    p.add_argument("--output", type=Path, default=RESULTS,
+                   help="markdown file to write (default benchmarks/RESULTS.md)")
+    return finish(p, p.parse_args(argv))
+
+
+def finish(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Validate the selections and apply ``--quick``."""
+    args.models = args.models or (["tiny"] if args.quick else DEFAULT_MODELS)
+    args.groups = set(ROW_GROUPS) if args.rows == "all" else set(args.rows.split(","))
+    bad = [m for m in args.models if m not in MODELS] + sorted(args.groups - set(ROW_GROUPS))
+    bad += [v for v in args.variants if v not in workers.VARIANTS]
+    if bad:
+        p.error(f"unknown model(s)/row group(s)/variant(s): {', '.join(bad)}")
     if args.quick:
-        args.models, args.batches, args.repeats = ["resnet50"], [1], 1
+        args.repeats, args.warmup, args.option_rounds = 1, 0, 1
+        args.rise_masks, args.torch_shared = min(args.rise_masks, 64), True
+        args.rise_models = [*args.rise_models, "tiny"]
+        args.variants = [v for v in args.variants if v in ("runtime", "tuned-no-spin")]
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
-        return worker_main(argv[1:])
+        return workers.worker_main(argv[1:])
     args = parse(argv)
-    command = " ".join(["python", "benchmarks/bench_explainer.py", *map(shlex.quote, argv)])
-    rows: list[Row] = []
-    compiled: dict[str, dict[str, Any]] = {}
+    command = " ".join([".venv/bin/python", "benchmarks/bench_explainer.py",
+                        *map(shlex.quote, argv)])
+    load = Load()
     with tempfile.TemporaryDirectory(prefix="aeq-bench-") as tmp:
-        for name in args.models:
-            model_rows, compiled[name] = bench_model(name, args.batches, args, Path(tmp))
-            rows += model_rows
-    report = render(rows, compiled, args, command)
-    print(report)
+        results = [bench_model(name, args, Path(tmp)) for name in args.models]
+    text = render(results, args, command, load)
+    print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
+    args.output.write_text(text)
     log(f"wrote {args.output}")
-    return 0
-
-
-def worker_main(argv: list[str]) -> int:
-    kind, *rest = argv
-    if kind == "compile":
-        result = worker_compile(*rest)
-    elif kind == "pair":
-        model, explainer, batch, threads, warmup, repeats = rest
-        result = worker_pair(model, explainer, int(batch), int(threads), int(warmup),
-                             int(repeats))
-    else:
-        model, which, batch, threads = rest
-        result = worker_session(model, int(batch), which == "explainer", int(threads))
-    print(json.dumps(result))
     return 0
 
 

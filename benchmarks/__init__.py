@@ -1,0 +1,1 @@
+"""Benchmarks of the aeq_onnx explainer (run: python benchmarks/bench_explainer.py)."""
