@@ -190,9 +190,14 @@ def option_finding(r: ModelResult) -> str:
     if base is None:
         return f"- {TITLES.get(r.name, r.name)}: fastest variant `{best.variant}`."
     gain = 1 - best.ms / base.ms
+    same = next((o for o in r.options if o.variant == "tuned"), None)  # runtime's settings
+    noise = abs(same.ms / base.ms - 1) if same else 0.0
+    bar = max(OPTION_GAIN, 2 * noise)
     verdict = (f"**{gain:.1%} faster than `runtime`: consider adopting it in "
-               "aeq_onnx/runtime.py**" if gain > OPTION_GAIN and best.variant != "runtime"
-               else f"within {OPTION_GAIN:.0%} of `runtime` ({gain:+.1%}): no change needed")
+               "aeq_onnx/runtime.py**" if gain > bar and best.variant != "runtime"
+               else f"{gain:+.1%} vs `runtime`, not above max(5 %, 2 × the {noise:.1%} "
+               "noise between `runtime` and `tuned`, which have the same settings): no "
+               "clear win")
     return (f"- {TITLES.get(r.name, r.name)}: fastest `{best.variant}` ({best.ms:.1f} ms, "
             f"peak RSS {best.rss:.0f} MiB); {verdict}.")
 
