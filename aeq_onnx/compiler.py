@@ -145,11 +145,17 @@ def emit_chains(ctx: EmitContext, plan: Plan) -> dict[str, str]:
     r0 = initial_relevance(ctx, plan.split, grads[plan.split])
     rels = propagate(ctx, plan.body, (plan.split, r0), plan.body_tensors,
                      lambda rule, node, outs: rule.relevance(ctx, node, outs))
+    relevance = input_relevance(ctx, plan, rels)
+    return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
+            "initial_relevance": r0, "split_gradient": grads[plan.split]}
+
+
+def input_relevance(ctx: EmitContext, plan: Plan, rels: dict[str, str]) -> str:
+    """The relevance reaching the model input, or zeros when none does."""
     relevance = rels.get(plan.input)
     if relevance is None:
         relevance = ctx.em.op("Mul", [plan.input, ctx.em.const(0.0)], "no_relevance")
-    return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
-            "initial_relevance": r0, "split_gradient": grads[plan.split]}
+    return relevance
 
 
 def emit_lrp(ctx: EmitContext, plan: Plan) -> dict[str, str]:
@@ -158,9 +164,7 @@ def emit_lrp(ctx: EmitContext, plan: Plan) -> dict[str, str]:
     seed = lrp.seed(ctx.em, plan.logits, one_hot)
     rels = propagate(ctx, plan.body, (plan.logits, seed), plan.body_tensors,
                      lambda rule, node, outs: rule.relevance(ctx, node, outs))
-    relevance = rels.get(plan.input)
-    if relevance is None:
-        relevance = ctx.em.op("Mul", [plan.input, ctx.em.const(0.0)], "no_relevance")
+    relevance = input_relevance(ctx, plan, rels)
     return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
             "initial_relevance": seed}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -34,3 +36,22 @@ def small_cnn(middle: list[tuple[str, str]] | None = None, classes: int = 4,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", classes])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
+def audit_dataset(root: Path, images: int, size: int = 8) -> dict[str, Path]:
+    """``small_cnn()`` and ``images`` seeded random photos with a rectangle mask each, under
+    ``root`` (``model.onnx``, ``img/imK.png``, ``masks/imK.png``) for the audit tests."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir()
+    (root / "masks").mkdir()
+    for k in range(images):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
+            root / "img" / f"im{k}.png")
+        mask = np.zeros((size, size), np.uint8)
+        mask[1 + k % 3:5, 2:6] = 255
+        Image.fromarray(mask).save(root / "masks" / f"im{k}.png")
+    onnx.save(small_cnn(), root / "model.onnx")
+    return {"model": root / "model.onnx", "img": root / "img", "masks": root / "masks",
+            "root": root}

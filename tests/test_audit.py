@@ -16,7 +16,7 @@ from aeq_onnx.audit.runners import ExplainerRunner
 from aeq_onnx.audit.scoring import CurveSettings
 from aeq_onnx.cli import main
 from aeq_onnx.metrics import energy_pointing_game, pointing_game
-from tests.helpers_models import small_cnn
+from tests.helpers_models import audit_dataset
 
 SIZE = 8
 METHODS = "ae,gradient,gradcam,rise:masks=64"
@@ -26,18 +26,7 @@ METRICS = ("pointing", "energy", "outside_inside", "iou", "insertion_blur", "del
 @pytest.fixture()
 def data(tmp_path: Path) -> dict[str, Path]:
     """A model, five photos, their masks (one of the wrong size) and an unreadable photo."""
-    rng = np.random.default_rng(0)
-    (tmp_path / "img").mkdir()
-    (tmp_path / "masks").mkdir()
-    for k in range(5):
-        Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)).save(
-            tmp_path / "img" / f"im{k}.png")
-        mask = np.zeros((SIZE, SIZE), np.uint8)
-        mask[1 + k % 3:5, 2:6] = 255
-        Image.fromarray(mask).save(tmp_path / "masks" / f"im{k}.png")
-    onnx.save(small_cnn(), tmp_path / "model.onnx")
-    return {"model": tmp_path / "model.onnx", "img": tmp_path / "img",
-            "masks": tmp_path / "masks", "root": tmp_path}
+    return audit_dataset(tmp_path, 5, SIZE)
 
 
 def run(data: dict[str, Path], out: str = "out", methods: str = METHODS, **kw: object):

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from PIL import Image
 
 pytest.importorskip("ray.data")  # tests/ray/ itself would pass for a namespace package `ray`
 import ray
@@ -31,7 +29,7 @@ from aeq_onnx.audit import (
 )
 from aeq_onnx.audit.ray_engine import AuditActor
 from aeq_onnx.audit.scoring import CurveSettings
-from tests.helpers_models import small_cnn
+from tests.helpers_models import audit_dataset
 
 SIZE = 8
 IMAGES = 7
@@ -52,19 +50,7 @@ def cluster() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny model, seven 8x8 photos and their masks."""
-    root = tmp_path_factory.mktemp("ray")
-    rng = np.random.default_rng(0)
-    (root / "img").mkdir()
-    (root / "masks").mkdir()
-    for k in range(IMAGES):
-        Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)).save(
-            root / "img" / f"im{k}.png")
-        mask = np.zeros((SIZE, SIZE), np.uint8)
-        mask[1 + k % 3:5, 2:6] = 255
-        Image.fromarray(mask).save(root / "masks" / f"im{k}.png")
-    onnx.save(small_cnn(), root / "model.onnx")
-    return {"model": root / "model.onnx", "img": root / "img", "masks": root / "masks",
-            "root": root}
+    return audit_dataset(tmp_path_factory.mktemp("ray"), IMAGES, SIZE)
 
 
 def run(data: dict[str, Path], out: Path, engine: RayOptions | None = None,
