@@ -42,6 +42,12 @@ class DenseMap:
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("MatMul", [x, w], "dense")
 
+    def abs_window_totals(self) -> np.ndarray | None:
+        return None
+
+    def out_channel_axis(self) -> int | None:
+        return None
+
     def bwd(self, s: str, w: str) -> str:
         return times_transposed(self.em, s, w, self.rank_in)
 
