@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import ConvGeometry, Emitter, conv, conv_t, flip_transpose, ones_response
+from aeq_onnx.emit import ConvGeometry, Emitter, conv, conv_t, flip_transpose
 from aeq_onnx.rules import equilibrium, lrp
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
 from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
@@ -45,9 +45,6 @@ class ConvMap:
 
     def fwd(self, x: str, w: str) -> str:
         return conv(self.em, x, w, self.geom)
-
-    def abs_window_totals(self) -> np.ndarray | None:
-        return ones_response(np.abs(self.w), self.geom)
 
     def out_channel_axis(self) -> int | None:
         return 1
@@ -170,9 +167,6 @@ class ConvTransposeMap:
 
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("ConvTranspose", [x, w], "convtr", **self.attrs)
-
-    def abs_window_totals(self) -> np.ndarray | None:
-        return None
 
     def out_channel_axis(self) -> int | None:
         return None

@@ -42,9 +42,6 @@ class DenseMap:
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("MatMul", [x, w], "dense")
 
-    def abs_window_totals(self) -> np.ndarray | None:
-        return None
-
     def out_channel_axis(self) -> int | None:
         return None
 
