@@ -16,7 +16,7 @@ import onnx_graphsurgeon as gs
 
 from aeq_onnx import __version__, emit, protos
 from aeq_onnx.assemble import assemble, free_reserved_names
-from aeq_onnx.converters import canonicalize
+from aeq_onnx.converters import canonicalize_owned
 from aeq_onnx.errors import LayerError, MethodError, UnsupportedModelError, UnsupportedOpError
 from aeq_onnx.graph import Dim, GraphView
 from aeq_onnx.loading import load_model
@@ -225,6 +225,16 @@ def check_options(method: Method, layer: str | None, expose_gradient: bool) -> N
                           f"only, not {method.name}")
 
 
+def load_canonical(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+                   ) -> tuple[onnx.ModelProto, onnx.ModelProto, str]:
+    """The checked, canonicalised model, a weight-free skeleton of the original (to resolve a
+    user's layer name) and the sha256 of the source, holding the weights at most twice."""
+    loaded = load_model(model)
+    sha256, original, box = loaded.sha256, protos.skeleton(loaded.model), [loaded.model]
+    del loaded  # canonicalize_owned frees each pass's input: no third copy of the weights
+    return free_reserved_names(canonicalize_owned(box)), original, sha256
+
+
 def compile_explainer(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     *,
@@ -251,13 +261,13 @@ def compile_explainer(
     chosen = make_method(method, ratio=ratio, add_rule=add_rule, epsilon=epsilon, steps=steps,
                          baseline=baseline, blur_sigma=blur_sigma)
     check_options(chosen, layer, expose_gradient)
-    loaded = load_model(model)
-    canonical = free_reserved_names(canonicalize(loaded.model))
-    ctx, plan, flows = compile_chains(canonical, chosen, layer, output, loaded.model)
+    canonical, original, sha256 = load_canonical(model)
+    ctx, plan, flows = compile_chains(canonical, chosen, layer, output, original)
+    del canonical  # the graph view holds what the rules need
     metadata = {
         "method": chosen.name, **chosen.parameters(),
         "split": plan.split, "input": plan.input, "version": __version__,
-        "source_sha256": loaded.sha256,
+        "source_sha256": sha256,
     }
     extra = ("split_gradient",) if expose_gradient else ()
     explainer = assemble(ctx, plan, flows, metadata, extra, output_shapes(ctx, plan))

@@ -60,6 +60,8 @@ def load_model(source: Source, *, isolate: bool | None = None,
         model = _parse(data, label)
     else:
         raise TypeError(f"load_model expects a path, bytes or onnx.ModelProto, not {type(source)}")
+    sha256 = hashlib.sha256(data).hexdigest()
+    del data  # the parsed proto holds the weights now: one copy, not two, for the checks below
     if isolate is None:
         isolate = os.environ.get("AEQ_ISOLATE", "") == "1"
     safety.check_strings(model, label)
@@ -72,7 +74,7 @@ def load_model(source: Source, *, isolate: bool | None = None,
     _check_io(model, label)
     _check(model, label, isolate)
     safety.check_finite_weights(model, label)
-    return LoadedModel(model=model, sha256=hashlib.sha256(data).hexdigest(), path=path)
+    return LoadedModel(model=model, sha256=sha256, path=path)
 
 
 def _serialize(model: onnx.ModelProto) -> bytes:

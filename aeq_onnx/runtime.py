@@ -102,7 +102,8 @@ class Explainer:
 
         proto = load_model(model).model
         if not is_explainer(proto):
-            proto = compile_explainer(proto, method=method, ratio=ratio, layer=layer,
+            del proto  # compile from the source: one loaded copy of a big model, not two
+            proto = compile_explainer(model, method=method, ratio=ratio, layer=layer,
                                       add_rule=add_rule, output=output, **options)
         self.model = proto
         self.metadata = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props

@@ -390,6 +390,29 @@ def _named_tensors(model: onnx.ModelProto) -> Iterator[tuple[str, onnx.TensorPro
                 yield attr.sparse_tensor.values.name or attr.name, attr.sparse_tensor.values
 
 
+_RAW_FLOATS: dict[int, str] = {
+    TensorProto.FLOAT: "<f4", TensorProto.DOUBLE: "<f8", TensorProto.FLOAT16: "<f2"}
+#: Elements checked per step, so the check never holds a full-size temporary of a big weight.
+_FINITE_CHUNK = 1 << 22
+
+
+def _float_values(tensor: onnx.TensorProto) -> np.ndarray:
+    """A tensor's values, viewed in place from ``raw_data`` where possible (no second copy)."""
+    dtype = _RAW_FLOATS.get(tensor.data_type)
+    if dtype is not None and tensor.HasField("raw_data"):
+        raw = tensor.raw_data
+        if len(raw) == math.prod(tensor.dims) * np.dtype(dtype).itemsize:
+            return np.frombuffer(raw, dtype=dtype).reshape(tuple(tensor.dims))
+    values = numpy_helper.to_array(tensor)
+    return values if values.dtype.kind == "f" else values.astype(np.float32)  # bfloat16 & co
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    flat = values.reshape(-1)
+    return all(bool(np.isfinite(flat[i:i + _FINITE_CHUNK]).all())
+               for i in range(0, flat.size, _FINITE_CHUNK))
+
+
 def check_finite_weights(model: onnx.ModelProto, label: str) -> None:
     """Refuse float weights holding NaN or Inf (an infinite Clip bound is allowed)."""
     clip_bounds = {name for node in all_nodes(model) if node.op_type == "Clip"
@@ -398,13 +421,11 @@ def check_finite_weights(model: onnx.ModelProto, label: str) -> None:
         if tensor.data_type not in _FLOATS:
             continue
         try:
-            values = numpy_helper.to_array(tensor)
+            values = _float_values(tensor)
         except (ValueError, TypeError) as exc:
             raise ModelLoadError(f"{label}: tensor '{name}' cannot be read: "
                                  f"{str(exc)[:200]}") from exc
-        if values.dtype.kind != "f":  # bfloat16 and friends
-            values = values.astype(np.float32)
-        if np.isfinite(values).all():
+        if _all_finite(values):
             continue
         nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
         if nan == 0 and (inf == 0 or name in clip_bounds):

@@ -42,6 +42,14 @@ PIPELINE: list[Pass] = [
 
 def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
     """Run every pass of PIPELINE in order, then check the result is a valid ONNX model."""
+    return canonicalize_owned([model])
+
+
+def canonicalize_owned(box: list[onnx.ModelProto]) -> onnx.ModelProto:
+    """:func:`canonicalize` on the model taken out of ``box``: when the caller holds no other
+    reference, each pass's input is freed as soon as it returns, so a big model is held at most
+    twice (one pass's input and output), never once per pass."""
+    model = box.pop()
     for step in PIPELINE:
         model = step(model)
     try:
