@@ -47,6 +47,7 @@ def extract(rev: str, into: Path) -> Path:
     """``aeq_onnx/`` of git revision ``rev`` under ``into``."""
     archive = subprocess.run(["git", "archive", rev, "aeq_onnx"], cwd=ROOT, check=True,
                              capture_output=True).stdout
+    into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
 
