@@ -6,7 +6,9 @@ imported from there in a subprocess) — then times the onnxruntime forward, the
 explainer and the current explainer in interleaved rounds (one run of each per round, so
 machine load hits all three alike) and reports medians, the current/reference time ratio and
 how far the two explainers' relevance maps differ (max |ΔR| / max |R|: the change must not
-move the answer). Prints a Markdown table and writes ``benchmarks/AB.md``::
+move the answer), with the current explainer's multiply-accumulates over the forward's
+(``benchmarks/flops.py``), the floor that the time ratio can approach. Prints a Markdown
+table and writes ``benchmarks/AB.md``::
 
     .venv/bin/python benchmarks/bench_ab.py --ref 976dc30 [--models vgg16,resnet50]
 """
@@ -23,13 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import models  # noqa: E402
+from benchmarks import flops, models  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "AB.md"
 _COMPILE = ("import sys; sys.path.insert(0, sys.argv[1]); import aeq_onnx, onnx; "
@@ -98,9 +101,10 @@ def bench_model(name: str, ref_root: Path, work: Path, args: argparse.Namespace)
                 (("forward", source), ("reference", ref), ("current", cur))}
     ms = interleaved({k: (s, feeds(s, x)) for k, s in sessions.items()}, args.rounds)
     gap = relevance_gap(sessions["reference"], sessions["current"], x)
+    mac_ratio = flops.macs(onnx.load(str(cur))) / flops.macs(onnx.load(str(source)))
     return (f"| {name} | {ms['forward']:.1f} | {ms['reference']:.1f} | {ms['current']:.1f} "
             f"| {ms['reference'] / ms['forward']:.2f}x | {ms['current'] / ms['forward']:.2f}x "
-            f"| {ms['current'] / ms['reference']:.3f} | {gap:.1e} |")
+            f"| {mac_ratio:.2f}x | {ms['current'] / ms['reference']:.3f} | {gap:.1e} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,8 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
     lines = ["| model | forward ms | reference explainer ms | current explainer ms "
-             "| reference / forward | current / forward | current / reference "
-             "| relevance max abs diff / max |R| |", "|---|---|---|---|---|---|---|---|"]
+             "| reference / forward | current / forward | MACs current / forward "
+             "| current / reference | relevance max abs diff / max |R| |",
+             "|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         ref_root = extract(args.ref, Path(tmp) / "ref")
         for name in args.models:
@@ -126,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = (f"# Explainer A/B: checkout {head} (with local changes, if any) vs {args.ref}\n\n"
             f"`.venv/bin/python {command}` on {when} UTC, CPU, {args.threads} threads, "
             f"batch 1, medians of {args.rounds} "
-            "interleaved rounds (forward, reference, current).\n\n" + "\n".join(lines) + "\n")
+            "interleaved rounds (forward, reference, current). MACs: "
+            "Conv/ConvTranspose/Gemm/MatMul multiply-accumulates of the graphs "
+            "(benchmarks/flops.py), the FLOP floor of the time ratio.\n\n"
+            + "\n".join(lines) + "\n")
     print(text)
     args.out.write_text(text, encoding="utf-8")
     return 0
