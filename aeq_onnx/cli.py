@@ -40,6 +40,9 @@ def _method_args(parser: argparse.ArgumentParser) -> None:
                         help="relevance rule at an Add of two tensors (default residual)")
     parser.add_argument("--output", default=None,
                         help="model output to explain when it has several")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default=None,
+                        help="fp16: a float16 explainer for CUDA (float32 in and out; quotients "
+                        "kept in float32; error vs fp32 in benchmarks/FP16.md). Default fp32")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,7 +144,7 @@ def _method_kwargs(args: argparse.Namespace) -> dict[str, object]:
     kwargs: dict[str, object] = {"method": args.method, "ratio": args.ratio,
                                  "layer": args.layer, "add_rule": args.add_rule,
                                  "output": args.output}
-    for key in ("steps", "baseline", "epsilon"):
+    for key in ("steps", "baseline", "epsilon", "precision"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
     return kwargs
@@ -156,7 +159,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     explainer = compile_explainer(args.model, **_method_kwargs(args))  # type: ignore[arg-type]
     save_explainer(explainer, args.out)
     meta = {p.key: p.value for p in explainer.metadata_props}
-    what = ", ".join(f"{k} {meta[f'aeq_onnx.{k}']}" for k in ("method", "split", "ratio")
+    what = ", ".join(f"{k} {meta[f'aeq_onnx.{k}']}"
+                     for k in ("method", "split", "ratio", "precision")
                      if f"aeq_onnx.{k}" in meta)
     print(f"wrote {args.out} ({what}, {time.perf_counter() - start:.1f} s)")
     return 0

@@ -29,10 +29,13 @@ from aeq_onnx.methods import (
     make_method,
 )
 from aeq_onnx.planning import Plan, find_logits, make_plan, resolve_layer
+from aeq_onnx.precision import FP16, to_float16
 from aeq_onnx.rules import lrp, registry
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule
 
 Step = Callable[[OpRule, gs.Node, list[str | None]], Flows]
+#: ``precision=`` values of :func:`compile_explainer`.
+PRECISIONS = ("fp32", FP16)
 
 
 def rule_data_edges(view: GraphView) -> Callable[[gs.Node], list[int]]:
@@ -248,6 +251,7 @@ def compile_explainer(
     baseline: str = "zero",
     blur_sigma: float = DEFAULT_BLUR_SIGMA,
     epsilon: float = DEFAULT_EPSILON,
+    precision: str = "fp32",
 ) -> onnx.ModelProto:
     """Compile an ONNX classifier into its explainer model for ``method`` (one of
     :data:`~aeq_onnx.methods.METHOD_NAMES`; default Attribution Equilibrium).
@@ -256,8 +260,12 @@ def compile_explainer(
     model output to explain (default: the only one), ``expose_gradient`` adds the
     ``split_gradient`` output (ae, gradcam). ``ratio``/``add_rule`` are AE's, ``epsilon``
     LRP-ε's, ``steps``/``baseline`` ("zero" or "blur")/``blur_sigma`` (pixels) Integrated
-    Gradients'. Raises a typed :class:`~aeq_onnx.errors.AeqError` before emitting anything.
+    Gradients'. ``precision="fp16"`` returns the float16 explainer of
+    :func:`aeq_onnx.precision.to_float16` (for CUDA; float32 interface). Raises a typed
+    :class:`~aeq_onnx.errors.AeqError` before emitting anything.
     """
+    if precision not in PRECISIONS:
+        raise MethodError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     chosen = make_method(method, ratio=ratio, add_rule=add_rule, epsilon=epsilon, steps=steps,
                          baseline=baseline, blur_sigma=blur_sigma)
     check_options(chosen, layer, expose_gradient)
@@ -277,4 +285,4 @@ def compile_explainer(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedModelError(f"the explainer for this model fails ONNX validation (an "
                                     f"inconsistent model?): {first}") from exc
-    return explainer
+    return to_float16(explainer) if precision == FP16 else explainer

@@ -11,10 +11,13 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
+from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from aeq_onnx.errors import UnsupportedModelError
 
 Dim = int | str | None
+#: Constants this large are read from their TensorProto on each use, never cached as numpy.
+UNCACHED_BYTES = 1 << 20
 #: Ops that count as a layer when telling a residual shortcut from its branch (spec 4.7).
 LINEAR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 #: Ops whose output is never negative, and ops that keep every input's sign (value ranges).
@@ -66,10 +69,19 @@ class GraphView:
         return isinstance(self.tensors.get(name), gs.Constant)
 
     def constant(self, name: str) -> np.ndarray:
-        """The value of a constant tensor."""
+        """The value of a constant tensor.
+
+        Small constants are cached on the graph as onnx-graphsurgeon does; a weight of at least
+        :data:`UNCACHED_BYTES` is read afresh from its TensorProto on each call and lives only
+        as long as the caller keeps it, so compiling holds no numpy copy of the model's weights
+        beside the protos (it did: ~94 MB for ResNet-50).
+        """
         tensor = self.tensors[name]
         if not isinstance(tensor, gs.Constant):
             raise UnsupportedModelError(f"tensor '{name}' is not a constant")
+        lazy = tensor._values  # gs caches on first .values: peek before
+        if isinstance(lazy, LazyValues) and lazy.nbytes >= UNCACHED_BYTES:
+            return np.asarray(lazy.load())
         return np.asarray(tensor.values)
 
     def shape(self, name: str) -> tuple[Dim, ...] | None:

@@ -47,6 +47,49 @@ def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+#: The name external-data stubs point to: the data never lives in a file (see in_memory_split).
+IN_MEMORY = "aeq-in-memory"
+
+
+def _external_stub(tensor: onnx.TensorProto, nbytes: int) -> onnx.TensorProto:
+    stub = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
+                            data_location=onnx.TensorProto.EXTERNAL)
+    for key, value in (("location", IN_MEMORY), ("offset", "0"), ("length", str(nbytes))):
+        stub.external_data.add(key=key, value=value)
+    return stub
+
+
+def _nbytes(tensor: onnx.TensorProto) -> int:
+    return math.prod(tensor.dims) * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+
+
+def in_memory_split(model: onnx.ModelProto, min_bytes: int
+                    ) -> tuple[onnx.ModelProto, list[onnx.TensorProto]]:
+    """A copy of ``model`` whose initializers of at least ``min_bytes`` are external-data stubs
+    (same name, type and shape; location :data:`IN_MEMORY`, in the same order as the list),
+    and those initializers themselves (not copied): the pieces for onnxruntime's
+    ``add_external_initializers`` or for writing the data beside the model, past protobuf's
+    2 GiB cap. ``model`` is not modified."""
+    light = onnx.ModelProto()
+    _copy_fields(model, light, skip="graph")
+    _copy_fields(model.graph, light.graph, skip="initializer")
+    moved = []
+    for tensor in model.graph.initializer:
+        big = _nbytes(tensor) >= min_bytes and tensor.data_location != onnx.TensorProto.EXTERNAL
+        light.graph.initializer.append(_external_stub(tensor, _nbytes(tensor)) if big else tensor)
+        moved.extend([tensor] if big else [])
+    return light, moved
+
+
+def serialized_size(model: onnx.ModelProto) -> int:
+    """Bytes of ``model`` serialised, summed part by part (``ByteSize`` of the whole model
+    fails past 2 GiB): the model without initializers plus each initializer."""
+    shell = onnx.ModelProto()
+    _copy_fields(model, shell, skip="graph")
+    _copy_fields(model.graph, shell.graph, skip="initializer")
+    return shell.ByteSize() + sum(t.ByteSize() + 8 for t in model.graph.initializer)
+
+
 def check(model: onnx.ModelProto, full: bool = False) -> None:
     """``onnx.checker.check_model`` on the skeleton (raises the checker's own errors)."""
     onnx.checker.check_model(skeleton(model), full_check=full)

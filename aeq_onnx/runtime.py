@@ -12,14 +12,23 @@ from typing import Any, Literal
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 
+from aeq_onnx import protos
 from aeq_onnx.assemble import META_PREFIX
-from aeq_onnx.errors import AeqError, InputError
+from aeq_onnx.errors import AeqError, InputError, MethodError
 from aeq_onnx.methods import AddRule
 
 Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+#: The explainer contract's outputs, in the order :class:`Explanation` takes them.
+OUTPUTS = ("logits", "target_class", "relevance", "initial_relevance")
+FP16 = "fp16"
+#: Models larger than this (bytes) reach onnxruntime with their big weights as OrtValues.
+INLINE_LIMIT = 1_800_000_000
+#: ... namely the initializers of at least this many bytes.
+EXTERNAL_MIN_BYTES = 1 << 20
 
 
 class DeviceError(AeqError):
@@ -62,6 +71,22 @@ def providers_for(device: Device) -> list[str]:
     return [CPU]
 
 
+def session_bytes(model: onnx.ModelProto, options: ort.SessionOptions
+                  ) -> tuple[bytes, list[np.ndarray]]:
+    """``model`` serialised for onnxruntime, and arrays the caller keeps alive until the
+    session exists. Past :data:`INLINE_LIMIT` (protobuf cannot serialise 2 GiB) initializers of
+    at least :data:`EXTERNAL_MIN_BYTES` become external-data stubs and reach onnxruntime through
+    ``add_external_initializers``, which reads the arrays in place while the session loads and
+    copies them into it (so, while it loads, the weights exist three times)."""
+    if protos.serialized_size(model) <= INLINE_LIMIT:
+        return model.SerializeToString(), []
+    light, moved = protos.in_memory_split(model, EXTERNAL_MIN_BYTES)
+    arrays = [numpy_helper.to_array(t) for t in moved]
+    options.add_external_initializers([t.name for t in moved],
+                                      [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays])
+    return light.SerializeToString(), arrays
+
+
 def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device = "auto",
                  threads: int | None = None) -> ort.InferenceSession:
     """An onnxruntime session on the best provider for ``device``, all graph optimisations on."""
@@ -71,8 +96,10 @@ def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else os.fspath(model)
+    source, keep = (session_bytes(model, options) if isinstance(model, onnx.ModelProto)
+                    else (os.fspath(model), []))
     session = ort.InferenceSession(source, options, providers=providers_for(device))
+    del keep  # onnxruntime has copied them
     if device != "cpu" and cuda_usable() and CUDA not in session.get_providers():
         warnings.warn("CUDA is available but the session fell back to CPU", stacklevel=2)
     return session
@@ -83,6 +110,29 @@ def is_explainer(model: onnx.ModelProto) -> bool:
     return any(p.key == META_PREFIX + "method" for p in model.metadata_props)
 
 
+def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+                    precision: str | None = None, **compile_kwargs: Any) -> onnx.ModelProto:
+    """``model`` itself when it is an explainer built by aeq_onnx, else its explainer compiled
+    with ``compile_kwargs``; ``precision`` "fp16" converts an fp32 explainer (None: as built,
+    fp32 when compiling). An fp16 explainer cannot go back to fp32 (compile again)."""
+    from aeq_onnx.compiler import compile_explainer
+    from aeq_onnx.loading import load_model
+    from aeq_onnx.precision import is_float16, to_float16
+
+    if precision not in (None, "fp32", FP16):
+        raise MethodError(f"precision must be fp32 or fp16, got {precision!r}")
+    proto = load_model(model).model
+    if not is_explainer(proto):
+        del proto  # compile from the source: one loaded copy of a big model, not two
+        return compile_explainer(model, precision=precision or "fp32", **compile_kwargs)
+    if precision == FP16 and not is_float16(proto):
+        return to_float16(proto)
+    if precision == "fp32" and is_float16(proto):
+        raise MethodError("this explainer was built in fp16 and fp32 was asked: compile the "
+                          "classifier again")
+    return proto
+
+
 class Explainer:
     """Compile (if needed) and run an explainer.
 
@@ -90,26 +140,29 @@ class Explainer:
     ``"ae"``) with ``ratio``, ``layer``, ``add_rule``, ``output`` and the method's ``options``
     (``steps``, ``baseline``, ``blur_sigma``, ``epsilon``; see
     :func:`aeq_onnx.compile_explainer`), or an explainer model already compiled by aeq_onnx.
+    ``io_binding`` (default: on for CUDA) runs through onnxruntime's IO binding: inputs are
+    copied to the device once and outputs allocated by onnxruntime on the device, then copied
+    back in one step; :meth:`explain_on_device` keeps them on the device. ``precision="fp16"``
+    runs the float16 explainer (:func:`aeq_onnx.precision.to_float16`; meant for CUDA).
     """
 
     def __init__(self, model: str | os.PathLike[str] | bytes | onnx.ModelProto, *,
                  method: str = "ae", ratio: float = 2.0, layer: str | None = None,
                  add_rule: AddRule = "residual", output: str | None = None,
                  device: Device = "auto", threads: int | None = None,
+                 io_binding: bool | None = None, precision: str | None = None,
                  **options: Any) -> None:
-        from aeq_onnx.compiler import compile_explainer
-        from aeq_onnx.loading import load_model
-
-        proto = load_model(model).model
-        if not is_explainer(proto):
-            del proto  # compile from the source: one loaded copy of a big model, not two
-            proto = compile_explainer(model, method=method, ratio=ratio, layer=layer,
-                                      add_rule=add_rule, output=output, **options)
+        proto = explainer_model(model, precision, method=method, ratio=ratio, layer=layer,
+                                add_rule=add_rule, output=output, **options)
         self.model = proto
         self.metadata = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props
                          if p.key.startswith(META_PREFIX)}
         self.session = make_session(proto, device, threads)
         self.provider = self.session.get_providers()[0]
+        self.io_binding = self.provider == CUDA if io_binding is None else io_binding
+        if self.provider != CUDA and self.metadata.get("precision") == FP16:
+            warnings.warn("an fp16 explainer is meant for CUDA: on CPU onnxruntime casts around "
+                          "ops without fp16 kernels and it runs slower than fp32", stacklevel=2)
         self._input = self.session.get_inputs()[0]
         self.classes = int(self.session.get_outputs()[0].shape[1])
 
@@ -154,8 +207,46 @@ class Explainer:
         """Explain a batch; ``target`` per sample, ``None``/``-1`` for the top-1 class."""
         x = self.check_batch(batch)
         t = self.check_target(target, x.shape[0])
-        logits, chosen, relevance, r0 = self.session.run(
-            ["logits", "target_class", "relevance", "initial_relevance"],
-            {self._input.name: x, "target": t},
-        )
+        if self.io_binding:
+            outputs = [v.numpy() for v in self._run_bound(x, t)]
+        else:
+            outputs = self.session.run(list(OUTPUTS), {self._input.name: x, "target": t})
+        logits, chosen, relevance, r0 = outputs
         return Explanation(logits, chosen, relevance, r0, self.provider)
+
+    @property
+    def device_name(self) -> str:
+        """onnxruntime's name for the session's device: ``"cuda"`` or ``"cpu"``."""
+        return "cuda" if self.provider == CUDA else "cpu"
+
+    def _run_bound(self, x: np.ndarray | ort.OrtValue, t: np.ndarray) -> list[ort.OrtValue]:
+        """One run through IO binding; the outputs stay where onnxruntime put them."""
+        binding = self.session.io_binding()
+        if isinstance(x, ort.OrtValue):
+            binding.bind_ortvalue_input(self._input.name, x)
+        else:
+            binding.bind_cpu_input(self._input.name, x)
+        binding.bind_cpu_input("target", t)
+        for name in OUTPUTS:
+            binding.bind_output(name, self.device_name)
+        self.session.run_with_iobinding(binding)
+        return list(binding.get_outputs())
+
+    def explain_on_device(self, batch: ort.OrtValue,
+                          target: int | np.ndarray | list[int] | None = None
+                          ) -> dict[str, ort.OrtValue]:
+        """Explain a float32 batch that already lives in an :class:`onnxruntime.OrtValue`
+        (on the GPU for a CUDA session: no host copy of the images or the maps); returns the
+        four outputs as OrtValues on the session's device, keyed by name. The shape is checked
+        as in :meth:`explain`; the values are not read (no NaN/Inf check on the device)."""
+        if not isinstance(batch, ort.OrtValue):
+            raise InputError("explain_on_device takes an onnxruntime.OrtValue; use explain() "
+                             "for numpy arrays")
+        if batch.data_type() != "tensor(float)":
+            raise InputError(f"input dtype {batch.data_type()} is not tensor(float)")
+        shape = tuple(batch.shape())
+        if not shape or shape[0] == 0:
+            raise InputError(f"input shape {shape} holds no batch")
+        self.check_batch(np.zeros((1, *shape[1:]), np.float32))  # shape only: data stays put
+        t = self.check_target(target, shape[0])
+        return dict(zip(OUTPUTS, self._run_bound(batch, t), strict=True))

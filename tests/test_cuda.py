@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from aeq_onnx.runtime import CUDA, Explainer, cuda_usable
@@ -42,3 +43,37 @@ def test_cuda_matches_cpu(name: str, method: str) -> None:
     np.testing.assert_array_equal(got.target, want.target)
     _close(got.logits, want.logits, "logits")
     _close(got.relevance, want.relevance, "relevance")
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_cuda_io_binding(name: str) -> None:
+    """IO binding is the CUDA default; it matches the unbound run and keeps outputs on the GPU."""
+    bound = Explainer(MODELS[name], device="cuda")
+    plain = Explainer(bound.model, device="cuda", io_binding=False)
+    assert bound.io_binding and not plain.io_binding
+    size = int(bound.session.get_inputs()[0].shape[2])
+    x = np.random.default_rng(1).random((2, 3, size, size), dtype=np.float32)
+    want, got = plain.explain(x), bound.explain(x)
+    np.testing.assert_array_equal(got.target, want.target)
+    _close(got.relevance, want.relevance, "relevance (bound vs unbound)")
+    on_gpu = bound.explain_on_device(ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+    assert on_gpu["relevance"].device_name() == "cuda"
+    _close(on_gpu["relevance"].numpy(), want.relevance, "relevance (explain_on_device)")
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_cuda_fp16_explainer(name: str) -> None:
+    """The fp16 AE explainer on CUDA: finite, same classes, maps close to fp32 on CPU (the
+    CPU estimate in benchmarks/FP16.md: worst 3.5e-2 of max, Pearson >= 0.9999)."""
+    cpu = Explainer(MODELS[name], device="cpu")
+    half = Explainer(cpu.model, device="cuda", precision="fp16")
+    assert half.provider == CUDA and half.metadata["precision"] == "fp16"
+    size = int(cpu.session.get_inputs()[0].shape[2])
+    x = np.random.default_rng(2).random((4, 3, size, size), dtype=np.float32)
+    want, got = cpu.explain(x), half.explain(x)
+    assert np.isfinite(got.relevance).all() and np.isfinite(got.logits).all()
+    np.testing.assert_array_equal(got.target, want.target)
+    err = float(np.abs(got.relevance - want.relevance).max() / np.abs(want.relevance).max())
+    assert err <= 0.1, f"fp16 on CUDA differs from fp32 by {err:.2e} of max"
+    corr = np.corrcoef(got.relevance.ravel(), want.relevance.ravel())[0, 1]
+    assert corr >= 0.999, f"fp16 relevance correlation {corr:.5f}"

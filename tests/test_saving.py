@@ -69,3 +69,56 @@ def test_tensor_without_its_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="outside the model"):
         saving.save_explainer(model, tmp_path / "e.onnx")
     assert not any(tmp_path.iterdir())
+
+
+def test_saving_with_external_data_leaves_the_model_whole(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-memory explainer keeps its weights (onnx.save_model would clear them), can be
+    saved again and run; each tensor sits at a page-aligned offset of OUT.data."""
+    monkeypatch.setattr(saving, "EXTERNAL_MIN_BYTES", 0)
+    explainer = aeq_onnx.compile_explainer(small_cnn())
+    before = explainer.SerializeToString()
+    first = saving.save_explainer(explainer, tmp_path / "a.onnx", external=True)
+    assert explainer.SerializeToString() == before
+    second = saving.save_explainer(explainer, tmp_path / "b.onnx", external=True)
+    assert first[1].read_bytes() == second[1].read_bytes()
+    saved = onnx.load(str(first[0]), load_external_data=False)
+    offsets = [int(e.value) for t in saved.graph.initializer for e in t.external_data
+               if e.key == "offset"]
+    assert offsets and all(o % saving.ALIGN == 0 for o in offsets)
+    x = random_input((3, 8, 8))
+    np.testing.assert_array_equal(explain(load_model(first[0]).model, x)["relevance"],
+                                  explain(explainer, x)["relevance"])
+
+
+def test_serialized_size_counts_every_part() -> None:
+    """protos.serialized_size (summed per part: ByteSize fails past 2 GiB) is the real size
+    up to a few bytes of field headers per initializer."""
+    from aeq_onnx import protos
+
+    model = aeq_onnx.compile_explainer(small_cnn())
+    exact, summed = model.ByteSize(), protos.serialized_size(model)
+    assert exact <= summed <= exact + 8 * len(model.graph.initializer) + 16
+
+
+def test_session_of_a_model_past_the_inline_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past runtime.INLINE_LIMIT the session gets its big weights as OrtValues (the proto
+    cannot be serialised whole): same answers, and onnxruntime owns its copy afterwards."""
+    from aeq_onnx import runtime
+
+    scene = Path(__file__).resolve().parent.parent / "fixtures/scenes/vgg_scenes.onnx"
+    model = aeq_onnx.compile_explainer(scene)
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    want = runtime.Explainer(model, device="cpu").explain(x)
+    monkeypatch.setattr(runtime, "INLINE_LIMIT", 0)
+    monkeypatch.setattr(runtime, "EXTERNAL_MIN_BYTES", 1024)
+    options = runtime.ort.SessionOptions()
+    _, kept = runtime.session_bytes(model, options)
+    assert kept  # the big weights really travel as arrays on this path
+    split = runtime.Explainer(model, device="cpu")
+    del kept
+    litter = [np.full(1 << 20, 7.0) for _ in range(40)]  # reuse any freed weight buffers
+    got = split.explain(x)
+    del litter
+    np.testing.assert_array_equal(got.relevance, want.relevance)
+    np.testing.assert_array_equal(got.logits, want.logits)

@@ -28,6 +28,7 @@ class ConvMap:
     geom: ConvGeometry
     hint: str
     _flipped: dict[str, str] = field(default_factory=dict)
+    _floor: str | None = None
 
     def __post_init__(self) -> None:
         self.weights = WeightVariants(self.em, self.w, self.hint, self.w_name)
@@ -46,8 +47,12 @@ class ConvMap:
     def fwd(self, x: str, w: str) -> str:
         return conv(self.em, x, w, self.geom)
 
-    def out_channel_axis(self) -> int | None:
-        return 1
+    def fwd_floored(self, x: str, w: str) -> str | None:
+        if self._floor is None:
+            self._floor = self.em.const(equilibrium.zero_floor(self.weights.arrays[w]),
+                                        f"{self.hint}_zero_floor")
+        return self.em.op("Conv", [x, w, self._floor], "conv_floored",
+                          **self.geom.conv_attrs())
 
     def bwd(self, s: str, w: str) -> str:
         attrs = self.geom.transpose_as_conv_attrs()
@@ -168,7 +173,7 @@ class ConvTransposeMap:
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("ConvTranspose", [x, w], "convtr", **self.attrs)
 
-    def out_channel_axis(self) -> int | None:
+    def fwd_floored(self, x: str, w: str) -> str | None:
         return None
 
     def bwd(self, s: str, w: str) -> str:

@@ -80,9 +80,10 @@ class LinearMap(Protocol):
         """``conv(x, w)``."""
         ...
 
-    def out_channel_axis(self) -> int | None:
-        """The axis of ``fwd``'s output that indexes W's axis 0 (None: no floors, see
-        :func:`zero_floor`)."""
+    def fwd_floored(self, x: str, w: str) -> str | None:
+        """``conv(x, w) + zero_floor(w)`` with the floor as the product's own bias (free in
+        onnxruntime), for ``w = |W|``; None where the map has no per-output-channel bias slot
+        (the caller guards the division instead)."""
         ...
 
     def bwd(self, s: str, w: str) -> str:
@@ -90,37 +91,36 @@ class LinearMap(Protocol):
         ...
 
 
-#: Denominators conv(·,|W|) ≥ 0 are floored at this fraction of the output channel's max |W|.
+#: Denominators conv(·,|W|) ≥ 0 are lifted by this fraction of the output channel's max |W|.
 ZERO_FLOOR = 1e-30
 #: Smallest floor, a normal float32 (no flush-to-zero surprises).
 MIN_FLOOR = 1e-37
 
 
-def zero_floor(absw: np.ndarray, rank: int, axis: int) -> np.ndarray:
-    """Per output channel ``max(ZERO_FLOOR·max|W[c]|, MIN_FLOOR)`` (1 for an all-zero
-    channel), shaped to broadcast over ``fwd``'s output along ``axis``.
+def zero_floor(absw: np.ndarray) -> np.ndarray:
+    """Per output channel (W's axis 0) ``max(ZERO_FLOOR·max|W[c]|, MIN_FLOOR)`` (1 for an
+    all-zero channel), one value per channel: the bias of the denominator's own Conv.
 
-    ``num / max(den, floor)`` equals the spec's sdiv wherever ``den ≥ floor``; where ``den = 0``
-    it is finite (|num| ≤ 2, so each term ``num/floor·|W|`` of the transposed product stays
-    below 2e30) and reaches only inputs that the rule multiplies by an exact zero. It differs
-    from sdiv only for windows whose inputs are all below ~1e-30 in magnitude.
+    ``num / (den + floor)`` equals the spec's sdiv wherever ``den ≥ 2^24·floor`` (the floor
+    is below half an ulp of den: the same float32 value, bit for bit); where ``den = 0`` it is
+    finite (|num| ≤ 2, so each term ``num/floor·|W|`` of the transposed product stays below
+    2e30) and reaches only inputs that the rule multiplies by an exact zero. It differs from
+    sdiv only for windows whose inputs are all below ~1e-23 in magnitude, by a relative
+    ``floor/den``. An earlier ``max(den, floor)`` cost one full-size Max per denominator.
     """
     peak = absw.reshape(absw.shape[0], -1).max(axis=1).astype(np.float64)
     floor = np.where(peak > 0, np.maximum(ZERO_FLOOR * peak, MIN_FLOOR), 1.0)
-    shape = [1] * rank
-    shape[axis] = -1
-    return floor.reshape(shape).astype(np.float32)
+    return floor.astype(np.float32)
 
 
-def _ratio(em: Emitter, lin: LinearMap, num: str, den: str) -> str:
-    """``num / den`` for ``den = conv(m, |W|)`` with ``m ≥ 0``: floored by :func:`zero_floor`
-    (one Max) where the map has an output-channel axis, else :func:`div_killed_at_zero`."""
-    axis = lin.out_channel_axis()
-    if axis is None:
-        return div_killed_at_zero(em, num, den)
-    floor = zero_floor(np.abs(lin.w), lin.rank_out, axis)
-    floored = em.op("Max", [den, em.const(floor, "zero_floor")], "den_floored")
-    return em.op("Div", [num, floored], "quot")
+def _ratio(em: Emitter, lin: LinearMap, num: str, m: str) -> str:
+    """``num / conv(m, |W|)`` for ``m ≥ 0``: the denominator lifted by :func:`zero_floor` in
+    its own product where the map allows, else guarded by :func:`div_killed_at_zero`."""
+    absw = lin.weight("abs")
+    den = lin.fwd_floored(m, absw)
+    if den is None:
+        return div_killed_at_zero(em, num, lin.fwd(m, absw))
+    return em.op("Div", [num, den], "quot")
 
 
 def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str) -> str:
@@ -129,9 +129,8 @@ def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str) -> str:
     x ≥ 0 here, so conv(x,|W|) = 0 only where every input of the window has x·|W| = 0, and
     the factor x zeroes whatever such a window sends back: no mask needed (same values).
     """
-    absw = lin.weight("abs")
-    ratio = _ratio(em, lin, num, lin.fwd(x, absw))
-    return em.op("Mul", [x, lin.bwd(ratio, absw)], "through_abs")
+    ratio = _ratio(em, lin, num, x)
+    return em.op("Mul", [x, lin.bwd(ratio, lin.weight("abs"))], "through_abs")
 
 
 def _uniform_shift(em: Emitter, c: str, rank: int) -> str:
@@ -154,9 +153,8 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tup
     active = positive_mask(em, x)  # 1[x > 0] (Cast(Greater) runs ~5x faster than Sign here)
     inactive = em.op("Sub", [em.const(1.0), active], "inactive")
     absw = lin.weight("abs")
-    den_active = lin.fwd(active, absw)
-    ap = lin.bwd(_ratio(em, lin, p, den_active), absw)
-    bn = lin.bwd(_ratio(em, lin, n, lin.fwd(inactive, absw)), absw)
+    ap = lin.bwd(_ratio(em, lin, p, active), absw)
+    bn = lin.bwd(_ratio(em, lin, n, inactive), absw)
     return em.op("Mul", [active, ap], "Ap"), em.op("Mul", [inactive, bn], "Bn")
 
 

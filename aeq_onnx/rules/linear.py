@@ -42,7 +42,7 @@ class DenseMap:
     def fwd(self, x: str, w: str) -> str:
         return self.em.op("MatMul", [x, w], "dense")
 
-    def out_channel_axis(self) -> int | None:
+    def fwd_floored(self, x: str, w: str) -> str | None:
         return None
 
     def bwd(self, s: str, w: str) -> str:
