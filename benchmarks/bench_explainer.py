@@ -211,8 +211,9 @@ def header(args: argparse.Namespace, command: str, load: Load) -> list[str]:
         "AE by autograd, IntegratedGradients and RISE: at most 1 warm-up + 3 runs. The "
         "forward/explainer pair is timed in one process (forward block, explainer block, "
         "forward block; drift = 2nd/1st forward block). Peak RSS: `ru_maxrss` of a fresh "
-        "process that loads one session (or builds one torch method) and runs it (includes the "
-        "Python + library baseline: torch rows carry ~300-400 MiB of torch). Compile: "
+        "process that loads one session and runs it three times (the steady state), or builds "
+        "one torch method and runs it (includes the Python + library baseline: torch rows "
+        "carry ~300-400 MiB of torch). Compile: "
         "`compile_explainer(path)` wall time, file load included.",
         "- Relevance vs explainer: max |R_torch_ae − R_explainer| / max |R_explainer| on the "
         "benchmark input.",
