@@ -116,10 +116,12 @@ def is_explainer(model: onnx.ModelProto) -> bool:
 
 
 def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
-                    precision: str | None = None, **compile_kwargs: Any) -> onnx.ModelProto:
+                    precision: str | None = None, **compile_kwargs: Any
+                    ) -> tuple[onnx.ModelProto, bool]:
     """``model`` itself when it is an explainer built by aeq_onnx, else its explainer compiled
     with ``compile_kwargs``; ``precision`` "fp16" converts an fp32 explainer (None: as built,
-    fp32 when compiling). An fp16 explainer cannot go back to fp32 (compile again)."""
+    fp32 when compiling). An fp16 explainer cannot go back to fp32 (compile again). The flag
+    says the proto is ``model`` as loaded (a session may then open the file itself)."""
     from aeq_onnx.compiler import compile_explainer
     from aeq_onnx.loading import load_model
     from aeq_onnx.precision import is_float16, to_float16
@@ -129,13 +131,13 @@ def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     proto = load_model(model).model
     if not is_explainer(proto):
         del proto  # compile from the source: one loaded copy of a big model, not two
-        return compile_explainer(model, precision=precision or "fp32", **compile_kwargs)
+        return compile_explainer(model, precision=precision or "fp32", **compile_kwargs), False
     if precision == FP16 and not is_float16(proto):
-        return to_float16(proto)
+        return to_float16(proto), False
     if precision == "fp32" and is_float16(proto):
         raise MethodError("this explainer was built in fp16 and fp32 was asked: compile the "
                           "classifier again")
-    return proto
+    return proto, True
 
 
 class Explainer:
@@ -157,12 +159,16 @@ class Explainer:
                  device: Device = "auto", threads: int | None = None,
                  io_binding: bool | None = None, precision: str | None = None,
                  **options: Any) -> None:
-        proto = explainer_model(model, precision, method=method, ratio=ratio, layer=layer,
-                                add_rule=add_rule, output=output, **options)
+        proto, as_loaded = explainer_model(model, precision, method=method, ratio=ratio,
+                                           layer=layer, add_rule=add_rule, output=output,
+                                           **options)
         self.model = proto
         self.metadata = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props
                          if p.key.startswith(META_PREFIX)}
-        self.session = make_session(proto, device, threads)
+        source: onnx.ModelProto | str | os.PathLike[str] = proto
+        if as_loaded and isinstance(model, str | os.PathLike):
+            source = model  # an explainer file (checked by load_model) opens from disk
+        self.session = make_session(source, device, threads)
         self.provider = self.session.get_providers()[0]
         self.io_binding = self.provider == CUDA if io_binding is None else io_binding
         if self.provider != CUDA and self.metadata.get("precision") == FP16:

@@ -122,3 +122,23 @@ def test_session_of_a_model_past_the_inline_limit(monkeypatch: pytest.MonkeyPatc
     del litter
     np.testing.assert_array_equal(got.relevance, want.relevance)
     np.testing.assert_array_equal(got.logits, want.logits)
+
+
+def test_explainer_file_opens_from_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explainer(saved explainer path) hands onnxruntime the file (no serialised copy of the
+    weights) and explains exactly as the in-memory explainer does; a classifier path compiles
+    and hands over the compiled proto."""
+    from aeq_onnx import runtime
+
+    scene = Path(__file__).resolve().parent.parent / "fixtures/scenes/vgg_scenes.onnx"
+    explainer = aeq_onnx.compile_explainer(scene)
+    path = saving.save_explainer(explainer, tmp_path / "e.onnx", external=True)[0]
+    seen: list[object] = []
+    real = runtime.make_session
+    monkeypatch.setattr(runtime, "make_session", lambda m, *a: seen.append(m) or real(m, *a))
+    x = np.random.default_rng(4).random((2, 3, 64, 64), dtype=np.float32)
+    from_disk = runtime.Explainer(path, device="cpu").explain(x)
+    runtime.Explainer(scene, device="cpu")
+    assert seen[0] == path and isinstance(seen[1], onnx.ModelProto)
+    in_memory = runtime.Explainer(explainer, device="cpu").explain(x)
+    np.testing.assert_array_equal(from_disk.relevance, in_memory.relevance)
