@@ -29,13 +29,11 @@ from aeq_onnx.methods import (
     make_method,
 )
 from aeq_onnx.planning import Plan, find_logits, make_plan, resolve_layer
-from aeq_onnx.precision import FP16, to_float16
+from aeq_onnx.precision import FP16, check_precision, to_float16
 from aeq_onnx.rules import lrp, registry
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule
 
 Step = Callable[[OpRule, gs.Node, list[str | None]], Flows]
-#: ``precision=`` values of :func:`compile_explainer`.
-PRECISIONS = ("fp32", FP16)
 
 
 def rule_data_edges(view: GraphView) -> Callable[[gs.Node], list[int]]:
@@ -264,8 +262,7 @@ def compile_explainer(
     :func:`aeq_onnx.precision.to_float16` (for CUDA; float32 interface). Raises a typed
     :class:`~aeq_onnx.errors.AeqError` before emitting anything.
     """
-    if precision not in PRECISIONS:
-        raise MethodError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     chosen = make_method(method, ratio=ratio, add_rule=add_rule, epsilon=epsilon, steps=steps,
                          baseline=baseline, blur_sigma=blur_sigma)
     check_options(chosen, layer, expose_gradient)

@@ -31,12 +31,18 @@ def _copy_fields(src: Message, dst: Message, skip: str) -> None:
             setattr(dst, field.name, value)
 
 
-def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose large initializers are graph inputs of the same type and shape, no data."""
+def _shell(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` without any initializer (nodes, I/O, metadata, opsets)."""
     out = onnx.ModelProto()
     _copy_fields(model, out, skip="graph")
+    _copy_fields(model.graph, out.graph, skip="initializer")
+    return out
+
+
+def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose large initializers are graph inputs of the same type and shape, no data."""
+    out = _shell(model)
     graph = model.graph
-    _copy_fields(graph, out.graph, skip="initializer")
     inputs = {i.name for i in graph.input}
     for tensor in graph.initializer:
         if not _is_large(tensor):
@@ -70,13 +76,12 @@ def in_memory_split(model: onnx.ModelProto, min_bytes: int
     and those initializers themselves (not copied): the pieces for onnxruntime's
     ``add_external_initializers`` or for writing the data beside the model, past protobuf's
     2 GiB cap. ``model`` is not modified."""
-    light = onnx.ModelProto()
-    _copy_fields(model, light, skip="graph")
-    _copy_fields(model.graph, light.graph, skip="initializer")
+    light = _shell(model)
     moved = []
     for tensor in model.graph.initializer:
-        big = _nbytes(tensor) >= min_bytes and tensor.data_location != onnx.TensorProto.EXTERNAL
-        light.graph.initializer.append(_external_stub(tensor, _nbytes(tensor)) if big else tensor)
+        nbytes = _nbytes(tensor)
+        big = nbytes >= min_bytes and tensor.data_location != onnx.TensorProto.EXTERNAL
+        light.graph.initializer.append(_external_stub(tensor, nbytes) if big else tensor)
         moved.extend([tensor] if big else [])
     return light, moved
 
@@ -84,10 +89,7 @@ def in_memory_split(model: onnx.ModelProto, min_bytes: int
 def serialized_size(model: onnx.ModelProto) -> int:
     """Bytes of ``model`` serialised, summed part by part (``ByteSize`` of the whole model
     fails past 2 GiB): the model without initializers plus each initializer."""
-    shell = onnx.ModelProto()
-    _copy_fields(model, shell, skip="graph")
-    _copy_fields(model.graph, shell.graph, skip="initializer")
-    return shell.ByteSize() + sum(t.ByteSize() + 8 for t in model.graph.initializer)
+    return _shell(model).ByteSize() + sum(t.ByteSize() + 8 for t in model.graph.initializer)
 
 
 def check(model: onnx.ModelProto, full: bool = False) -> None:

@@ -18,13 +18,13 @@ from aeq_onnx import protos
 from aeq_onnx.assemble import META_PREFIX
 from aeq_onnx.errors import AeqError, InputError, MethodError
 from aeq_onnx.methods import AddRule
+from aeq_onnx.precision import FP16, check_precision, is_float16, to_float16
 
 Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 #: The explainer contract's outputs, in the order :class:`Explanation` takes them.
 OUTPUTS = ("logits", "target_class", "relevance", "initial_relevance")
-FP16 = "fp16"
 #: Models larger than this (bytes) reach onnxruntime with their big weights as OrtValues.
 INLINE_LIMIT = 1_800_000_000
 #: ... namely the initializers of at least this many bytes.
@@ -124,10 +124,9 @@ def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     says the proto is ``model`` as loaded (a session may then open the file itself)."""
     from aeq_onnx.compiler import compile_explainer
     from aeq_onnx.loading import load_model
-    from aeq_onnx.precision import is_float16, to_float16
 
-    if precision not in (None, "fp32", FP16):
-        raise MethodError(f"precision must be fp32 or fp16, got {precision!r}")
+    if precision is not None:
+        check_precision(precision)
     proto = load_model(model).model
     if not is_explainer(proto):
         del proto  # compile from the source: one loaded copy of a big model, not two

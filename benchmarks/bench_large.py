@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "LARGE.md"
 
 _BUILD = """
@@ -100,14 +104,14 @@ def main() -> int:
     compiled = run(_STEP, "compile", str(src), str(dst))
     explained = run(_STEP, "explain", str(src), str(dst))
     weights = sum(f.stat().st_size for f in work.glob("explainer.onnx*")) / 1e6
-    text = report(args.classes, source_mb, weights, compiled, explained)
+    text = large_report(args.classes, source_mb, weights, compiled, explained)
     print(text)
     OUT.write_text(text, encoding="utf-8")
     shutil.rmtree(work, ignore_errors=True)
     return 0 if explained["finite"] and float(explained["logits_err"]) < 1e-5 else 1  # type: ignore[arg-type]
 
 
-def report(classes: int, source_mb: float, explainer_mb: float, compiled: dict[str, Any],
+def large_report(classes: int, source_mb: float, explainer_mb: float, compiled: dict[str, Any],
            explained: dict[str, Any]) -> str:
     """LARGE.md: what was run, where, and the table."""
     c_peak = compiled["peak"] - compiled["base"]
@@ -115,8 +119,8 @@ def report(classes: int, source_mb: float, explainer_mb: float, compiled: dict[s
     return (
         "# A classifier past 2 GiB\n\n"
         f"`.venv/bin/python benchmarks/bench_large.py --classes {classes}` on "
-        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or 'CPU'}"
-        f", Python {platform.python_version()}. Model: Conv 3→8, ReLU, Flatten, Gemm 8192→"
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {report.machine()}; "
+        f"{report.versions()}. Model: Conv 3→8, ReLU, Flatten, Gemm 8192→"
         f"{classes} in 4 chunks (seeded), {source_mb:.0f} MB saved with external data.\n\n"
         "| step | seconds | peak RSS above the import baseline (MB) | × source size |\n"
         "|---|---:|---:|---:|\n"

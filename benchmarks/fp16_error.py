@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
 
 from aeq_onnx.compiler import compile_explainer  # noqa: E402
 from aeq_onnx.precision import to_float16  # noqa: E402
+from aeq_onnx.runtime import make_session  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.models import export  # noqa: E402
 
@@ -74,13 +75,8 @@ class Row:
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """A CPU session with all graph optimisations, ``THREADS`` intra-op threads."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
+    """A CPU session as aeq_onnx opens one (``runtime.make_session``), ``THREADS`` threads."""
+    return make_session(model, "cpu", THREADS)
 
 
 def explain(sess: ort.InferenceSession, x: np.ndarray) -> list[np.ndarray]:

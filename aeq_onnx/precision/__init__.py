@@ -45,6 +45,7 @@ from collections.abc import Iterable
 import onnx
 from onnx import helper
 
+from aeq_onnx.errors import MethodError
 from aeq_onnx.precision._common import (
     F16_TYPE,
     F32_TYPE,
@@ -69,6 +70,9 @@ from aeq_onnx.precision.nodes import SMALL_CONSTANT, convert_node
 from aeq_onnx.precision.schema import REJECTED_OPS, check_model, infer_dtypes, standard_opset
 from aeq_onnx.precision.values import attribute_tensor, convert_tensors, fp16_values
 
+#: The values ``precision=`` accepts: float32 (as compiled) and the float16 conversion.
+PRECISIONS = ("fp32", FP16)
+
 __all__ = [
     "F16_TYPE",
     "F32_TYPE",
@@ -78,6 +82,7 @@ __all__ = [
     "FP16_MAX",
     "FP16_TINY",
     "HALF",
+    "PRECISIONS",
     "PRECISION_KEY",
     "RATIO_SEEDS",
     "RATIO_TRANSPORT",
@@ -85,6 +90,7 @@ __all__ = [
     "SMALL_CONSTANT",
     "STANDARD_DOMAINS",
     "PrecisionError",
+    "check_precision",
     "fp16_values",
     "is_float16",
     "to_float16",
@@ -148,6 +154,13 @@ def to_float16(model: onnx.ModelProto, *, keep_ratios_fp32: bool = True) -> onnx
     convert_tensors(graph, state)
     out.metadata_props.add(key=PRECISION_KEY, value=FP16)
     return out
+
+
+def check_precision(precision: str) -> None:
+    """Raise :class:`~aeq_onnx.errors.MethodError` unless ``precision`` is one of
+    :data:`PRECISIONS` (the ``precision=`` of the compiler, ``Explainer`` and the CLI)."""
+    if precision not in PRECISIONS:
+        raise MethodError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def is_float16(model: onnx.ModelProto) -> bool:
