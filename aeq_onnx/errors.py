@@ -39,6 +39,10 @@ class InputError(AeqError):
     """A batch or target given to an explainer does not fit the model."""
 
 
+class DeviceError(AeqError):
+    """The requested execution provider or device feature cannot run here."""
+
+
 class LayerError(AeqError):
     """The split layer (tensor) named by the user does not exist or cannot be used."""
 

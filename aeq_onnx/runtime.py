@@ -16,7 +16,8 @@ from onnx import numpy_helper
 
 from aeq_onnx import protos
 from aeq_onnx.assemble import META_PREFIX
-from aeq_onnx.errors import AeqError, InputError, MethodError
+from aeq_onnx.cuda_graph import GraphRunner
+from aeq_onnx.errors import DeviceError, InputError, MethodError
 from aeq_onnx.methods import AddRule
 from aeq_onnx.precision import FP16, check_precision, is_float16, to_float16
 
@@ -29,10 +30,6 @@ OUTPUTS = ("logits", "target_class", "relevance", "initial_relevance")
 INLINE_LIMIT = 1_800_000_000
 #: ... namely the initializers of at least this many bytes.
 EXTERNAL_MIN_BYTES = 1 << 20
-
-
-class DeviceError(AeqError):
-    """The requested execution provider cannot run here."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +57,21 @@ def cuda_usable() -> bool:
         return False
 
 
-def providers_for(device: Device) -> list[str]:
-    """Execution providers for ``device``; 'cuda' without a usable GPU is an error."""
+#: CUDA provider options: TF32 off, so an fp32 explainer computes in fp32 (onnxruntime's
+#: default TF32 moved H100 logits 1.6e-4 of max away from the CPU's, more than the 1e-4
+#: the goldens allow).
+CUDA_OPTIONS = {"use_tf32": "0"}
+
+
+def providers_for(device: Device, cuda_graph: bool = False
+                  ) -> list[str | tuple[str, dict[str, str]]]:
+    """Execution providers for ``device``; 'cuda' without a usable GPU is an error.
+    ``cuda_graph`` asks the CUDA provider to capture and replay runs as CUDA graphs."""
     if device == "cpu":
         return [CPU]
     if cuda_usable():
-        return [CUDA, CPU]
+        graph = {"enable_cuda_graph": "1"} if cuda_graph else {}
+        return [(CUDA, {**CUDA_OPTIONS, **graph}), CPU]
     if device == "cuda":
         raise DeviceError("CUDA was requested but no usable GPU / CUDAExecutionProvider was found")
     return [CPU]
@@ -88,9 +94,10 @@ def session_bytes(model: onnx.ModelProto, options: ort.SessionOptions
 
 
 def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device = "auto",
-                 threads: int | None = None) -> ort.InferenceSession:
+                 threads: int | None = None, cuda_graph: bool = False,
+                 ) -> ort.InferenceSession:
     """An onnxruntime session on the best provider for ``device``, all graph optimisations on,
-    the memory pattern off."""
+    the memory pattern off, TF32 off on CUDA (``cuda_graph``: see :mod:`aeq_onnx.cuda_graph`)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -103,7 +110,7 @@ def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device
         options.inter_op_num_threads = 1
     source, keep = (session_bytes(model, options) if isinstance(model, onnx.ModelProto)
                     else (os.fspath(model), []))
-    session = ort.InferenceSession(source, options, providers=providers_for(device))
+    session = ort.InferenceSession(source, options, providers=providers_for(device, cuda_graph))
     del keep  # onnxruntime has copied them
     if device != "cpu" and cuda_usable() and CUDA not in session.get_providers():
         warnings.warn("CUDA is available but the session fell back to CPU", stacklevel=2)
@@ -149,7 +156,11 @@ class Explainer:
     ``io_binding`` (default: on for CUDA) runs through onnxruntime's IO binding: inputs are
     copied to the device once and outputs allocated by onnxruntime on the device, then copied
     back in one step; :meth:`explain_on_device` keeps them on the device. ``precision="fp16"``
-    runs the float16 explainer (:func:`aeq_onnx.precision.to_float16`; meant for CUDA).
+    runs the float16 explainer (:func:`aeq_onnx.precision.to_float16`), built for CUDA but
+    measured on an H100 slower than fp32 and up to 0.44 of max |R| off (benchmarks/FP16_CUDA.md).
+    ``cuda_graph=True`` (CUDA only) replays each batch size as a captured CUDA graph
+    (:mod:`aeq_onnx.cuda_graph`): one launch instead of thousands; ignored, with a warning,
+    when the session runs on the CPU.
     """
 
     def __init__(self, model: str | os.PathLike[str] | bytes | onnx.ModelProto, *,
@@ -157,7 +168,7 @@ class Explainer:
                  add_rule: AddRule = "residual", output: str | None = None,
                  device: Device = "auto", threads: int | None = None,
                  io_binding: bool | None = None, precision: str | None = None,
-                 **options: Any) -> None:
+                 cuda_graph: bool = False, **options: Any) -> None:
         proto, as_loaded = explainer_model(model, precision, method=method, ratio=ratio,
                                            layer=layer, add_rule=add_rule, output=output,
                                            **options)
@@ -167,14 +178,24 @@ class Explainer:
         source: onnx.ModelProto | str | os.PathLike[str] = proto
         if as_loaded and isinstance(model, str | os.PathLike):
             source = model  # an explainer file (checked by load_model) opens from disk
-        self.session = make_session(source, device, threads)
+        self.session = make_session(source, device, threads, cuda_graph and device != "cpu")
         self.provider = self.session.get_providers()[0]
         self.io_binding = self.provider == CUDA if io_binding is None else io_binding
+        self.graphs = self._graph_runner(cuda_graph)
         if self.provider != CUDA and self.metadata.get("precision") == FP16:
             warnings.warn("an fp16 explainer is meant for CUDA: on CPU onnxruntime casts around "
                           "ops without fp16 kernels and it runs slower than fp32", stacklevel=2)
         self._input = self.session.get_inputs()[0]
         self.classes = int(self.session.get_outputs()[0].shape[1])
+
+    def _graph_runner(self, cuda_graph: bool) -> GraphRunner | None:
+        """The CUDA-graph runner when asked for and the session is on CUDA."""
+        if not cuda_graph:
+            return None
+        if self.provider != CUDA:
+            warnings.warn("cuda_graph=True ignored: the explainer runs on the CPU", stacklevel=3)
+            return None
+        return GraphRunner(self.session)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the explainer model to ``path`` (external data beside it past 1.8 GB)."""
@@ -217,7 +238,10 @@ class Explainer:
         """Explain a batch; ``target`` per sample, ``None``/``-1`` for the top-1 class."""
         x = self.check_batch(batch)
         t = self.check_target(target, x.shape[0])
-        if self.io_binding:
+        if self.graphs is not None:
+            found = self.graphs.run({self._input.name: x, "target": t})
+            outputs = [found[name] for name in OUTPUTS]
+        elif self.io_binding:
             outputs = [v.numpy() for v in self._run_bound(x, t)]
         else:
             outputs = self.session.run(list(OUTPUTS), {self._input.name: x, "target": t})
@@ -252,6 +276,9 @@ class Explainer:
         if not isinstance(batch, ort.OrtValue):
             raise InputError("explain_on_device takes an onnxruntime.OrtValue; use explain() "
                              "for numpy arrays")
+        if self.graphs is not None:
+            raise InputError("explain_on_device is not available with cuda_graph=True (a "
+                             "graph replays its own fixed buffers); use explain()")
         if batch.data_type() != "tensor(float)":
             raise InputError(f"input dtype {batch.data_type()} is not tensor(float)")
         shape = tuple(batch.shape())

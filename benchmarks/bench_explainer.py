@@ -9,7 +9,13 @@ explainer under several onnxruntime session-option variants. Every measurement r
 subprocess (its ``ru_maxrss`` is its own peak). Prints a Markdown report and writes it to
 ``benchmarks/RESULTS.md`` (``--output``) with the targets marked MET/MISSED.
 
+``--device cuda`` runs the same table on the GPU (onnxruntime's CUDAExecutionProvider, torch on
+``cuda``; memory is the GPU memory each worker process holds) with the explainer's CUDA calls
+(IO binding, on-device, fp16) in place of the CPU session options, into
+``benchmarks/RESULTS_CUDA.md``.
+
     python benchmarks/bench_explainer.py                    # everything (10-20 min on 2 cores)
+    python benchmarks/bench_explainer.py --device cuda      # the same on the GPU
     python benchmarks/bench_explainer.py --rows core        # forward vs explainer only
     python benchmarks/bench_explainer.py --quick --output /tmp/r.md   # smoke run, < 60 s
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -34,7 +41,8 @@ if str(ROOT) not in sys.path:
 from benchmarks import report, workers  # noqa: E402
 from benchmarks.report import BatchRow, MethodRow, ModelResult, OptionRow  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = {"cpu": ROOT / "benchmarks" / "RESULTS.md",
+           "cuda": ROOT / "benchmarks" / "RESULTS_CUDA.md"}
 MODELS = ("vgg16", "resnet50", "tiny")
 DEFAULT_MODELS = ["vgg16", "resnet50"]
 EXPORTER = "torchscript"
@@ -98,9 +106,12 @@ def bench_batches(r: ModelResult, model: Path, explainer: Path, args: argparse.N
         fwd = run_worker("session", model, "forward", *common)
         exp = run_worker("session", explainer, "explainer", *common)
         r.batches.append(BatchRow(batch, pair["forward_ms"], pair["explainer_ms"],
-                                  fwd["rss_mib"], exp["rss_mib"], pair["forward_drift"]))
+                                  fwd["rss_mib"], exp["rss_mib"], pair["forward_drift"],
+                                  pair.get("forward_graph_ms"), pair.get("explainer_graph_ms")))
         log(f"{r.name} b{batch}: forward {pair['forward_ms']:.0f} ms, explainer "
             f"{pair['explainer_ms']:.0f} ms")
+        if "graph_error" in pair:
+            log(f"{r.name} b{batch}: CUDA graph pair FAILED: {pair['graph_error']}")
     b1 = r.batch(1)
     if b1:
         r.methods += [MethodRow("ort_forward", b1.forward_ms, 2 * args.repeats, b1.forward_rss),
@@ -145,14 +156,23 @@ def bench_options(r: ModelResult, explainer: Path, args: argparse.Namespace) -> 
     """The explainer (batch 1) under each session-option variant, rounds interleaved."""
     times: dict[str, list[float]] = {v: [] for v in args.variants}
     rss: dict[str, float] = dict.fromkeys(args.variants, 0.0)
+    failed: dict[str, str] = {}
     for _ in range(args.option_rounds):
-        for variant in args.variants:
-            out = run_worker("options", explainer, variant, r.size, args.threads,
-                             args.warmup, args.repeats)
+        for variant in (v for v in args.variants if v not in failed):
+            try:
+                out = run_worker("options", explainer, variant, r.size, args.threads,
+                                 args.warmup, args.repeats)
+            except RuntimeError as err:  # a variant that cannot run here is reported, not fatal
+                failed[variant] = str(err).strip().splitlines()[-1][:200]
+                log(f"{r.name} option {variant} FAILED: {failed[variant]}")
+                continue
             times[variant] += out["times"]
             rss[variant] = max(rss[variant], out["rss_mib"])
     for variant in args.variants:
-        r.options.append(OptionRow(variant, workers.VARIANTS[variant],
+        if variant in failed:
+            r.options.append(OptionRow(variant, f"FAILED: {failed[variant]}", math.inf, 0, 0.0))
+            continue
+        r.options.append(OptionRow(variant, workers.variants(args.device)[variant],
                                    report.median_ms(times[variant]), len(times[variant]),
                                    rss[variant]))
     log(f"{r.name} options: " + ", ".join(f"{o.variant} {o.ms:.0f}" for o in r.options))
@@ -180,6 +200,25 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> ModelResu
 
 # --------------------------------------------------------------------------- report
 
+OPTION_TITLE = {"cpu": "onnxruntime session options (explainer, batch 1)",
+                "cuda": "Explainer calls on CUDA (batch 1)"}
+CUDA_SETUP = ("CUDA: onnxruntime CUDAExecutionProvider (`aeq_onnx.runtime.make_session(device="
+              "'cuda')`: TF32 off, cuDNN's default exhaustive algorithm search, absorbed by the "
+              "warm-up); "
+              "the forward/explainer pair runs through IO binding with its inputs and outputs "
+              "on the GPU; torch on `cuda` with TF32 off (cuDNN and matmul), "
+              "`torch.cuda.synchronize()` after every timed call; "
+              "RISE's masks are made with numpy on the host")
+CPU_MEMORY = ("Peak RSS: `ru_maxrss` of a fresh process that loads one session and runs it "
+              "three times (the steady state), or builds one torch method and runs it "
+              "(includes the Python + library baseline: torch rows carry ~300-400 MiB of "
+              "torch).")
+CUDA_MEMORY = ("GPU memory: what NVML says the fresh worker process holds on the GPU after "
+               "loading one session and running it three times, or after building and running "
+               "one torch method (the CUDA context, cuDNN/cuBLAS workspaces and the "
+               "allocators' cached blocks included; onnxruntime's arena and torch's caching "
+               "allocator keep their peak).")
+
 def header(args: argparse.Namespace, command: str, load: Load) -> list[str]:
     others, wall = load.summary()
     busy = others > 0.25
@@ -193,15 +232,16 @@ def header(args: argparse.Namespace, command: str, load: Load) -> list[str]:
                   "own CPU time). Absolute latencies are inflated and noisy; the ratios within "
                   "one run are what matter.", ""]
     sizes = ", ".join(f"{report.TITLES.get(m, m)} {side(m, args)}" for m in args.models)
+    cuda = args.device == "cuda"
     return [
         *lines,
         f"- Date: {report.now()}; wall time {wall / 60:.1f} min; load from other processes "
         f"{others:.2f} cores on average (1-min load average at start {load.start_load:.2f})",
         f"- Command: `{command}`",
-        f"- Machine: {report.machine()}",
+        f"- Machine: {report.machine()}" + (f"; GPU: {report.gpu()}" if cuda else ""),
         f"- Versions: {report.versions()}",
-        f"- Setup: CPU only, {args.threads} threads everywhere (onnxruntime "
-        f"intra_op_num_threads={args.threads}, inter_op 1, ORT_ENABLE_ALL; "
+        f"- Setup: {CUDA_SETUP if cuda else 'CPU only'}, {args.threads} threads everywhere "
+        f"(onnxruntime intra_op_num_threads={args.threads}, inter_op 1, ORT_ENABLE_ALL; "
         f"torch.set_num_threads({args.threads})); torchvision models with seeded random "
         f"weights (`weights=None`, seed 0), {EXPORTER} export (opset 17); input side: {sizes}; "
         "input: seeded standard-normal; explainer compiled with the defaults (ratio 2, "
@@ -210,10 +250,8 @@ def header(args: argparse.Namespace, command: str, load: Load) -> list[str]:
         f"- Latency: median of {args.repeats} timed run(s) after {args.warmup} warm-up(s); "
         "AE by autograd, IntegratedGradients and RISE: at most 1 warm-up + 3 runs. The "
         "forward/explainer pair is timed in one process (forward block, explainer block, "
-        "forward block; drift = 2nd/1st forward block). Peak RSS: `ru_maxrss` of a fresh "
-        "process that loads one session and runs it three times (the steady state), or builds "
-        "one torch method and runs it (includes the Python + library baseline: torch rows "
-        "carry ~300-400 MiB of torch). Compile: "
+        "forward block; drift = 2nd/1st forward block). "
+        + (CUDA_MEMORY if cuda else CPU_MEMORY) + " Compile: "
         "`compile_explainer(path)` wall time, file load included.",
         "- Relevance vs explainer: max |R_torch_ae − R_explainer| / max |R_explainer| on the "
         "benchmark input.",
@@ -227,21 +265,24 @@ def render(results: list[ModelResult], args: argparse.Namespace, command: str,
            load: Load) -> str:
     """The Markdown report: context, the four tables and the session-option finding."""
     lines = header(args, command, load)
+    memory = "GPU memory" if args.device == "cuda" else "peak RSS"
 
     def section(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
         nonlocal lines
         if rows:
             lines += ["", f"## {title}", "", *report.table(columns, rows)]
 
-    section("Attribution methods, batch 1", report.METHOD_COLUMNS,
+    section("Attribution methods, batch 1", report.relabel(report.METHOD_COLUMNS, memory),
             [row for r in results for row in report.method_rows(r)])
-    section("onnxruntime forward vs explainer", report.BATCH_COLUMNS,
+    section("onnxruntime forward vs explainer", report.relabel(report.BATCH_COLUMNS, memory),
             [row for r in results for row in report.batch_rows(r)])
+    section("onnxruntime forward vs explainer as CUDA graphs (`cuda_graph=True`)",
+            report.GRAPH_COLUMNS, [row for r in results for row in report.graph_rows(r)])
     section("Targets (computed from the numbers above)", report.TARGET_COLUMNS,
-            [row for r in results for row in report.target_rows(r)])
-    section("onnxruntime session options (explainer, batch 1)", report.OPTION_COLUMNS,
+            [row for r in results for row in report.target_rows(r, memory)])
+    section(OPTION_TITLE[args.device], report.relabel(report.OPTION_COLUMNS, memory),
             [row for r in results for row in report.option_rows(r)])
-    findings = [f for r in results if (f := report.option_finding(r))]
+    findings = [f for r in results if (f := report.option_finding(r, memory))]
     if findings:
         lines += ["", *findings]
     return "\n".join(lines) + "\n"
@@ -265,12 +306,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rise-models", type=lambda s: s.split(","), default=["resnet50"])
     p.add_argument("--option-rounds", type=int, default=2,
                    help="interleaved rounds over the session-option variants")
-    p.add_argument("--variants", type=lambda s: s.split(","), default=list(workers.VARIANTS),
-                   help=f"session-option variants: {','.join(workers.VARIANTS)}")
+    p.add_argument("--variants", type=lambda s: s.split(","), default=None,
+                   help=f"session-option variants (CPU): {','.join(workers.VARIANTS)}; "
+                   f"explainer calls (CUDA): {','.join(workers.CUDA_VARIANTS)} (default: all)")
+    p.add_argument("--device", choices=workers.DEVICES, default="cpu",
+                   help="cpu (2 threads) or cuda (onnxruntime CUDAExecutionProvider, torch cuda)")
     p.add_argument("--torch-shared", action="store_true",
                    help="all torch methods of a model in one process (no per-method RSS)")
-    p.add_argument("--output", type=Path, default=RESULTS,
-                   help="markdown file to write (default benchmarks/RESULTS.md)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="markdown file to write (default benchmarks/RESULTS.md, with --device "
+                   "cuda benchmarks/RESULTS_CUDA.md); rewritten after each model")
     return finish(p, p.parse_args(argv))
 
 
@@ -278,15 +323,18 @@ def finish(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Nam
     """Validate the selections and apply ``--quick``."""
     args.models = args.models or (["tiny"] if args.quick else DEFAULT_MODELS)
     args.groups = set(ROW_GROUPS) if args.rows == "all" else set(args.rows.split(","))
+    args.output = args.output or RESULTS[args.device]
+    known = workers.variants(args.device)
+    args.variants = args.variants or list(known)
     bad = [m for m in args.models if m not in MODELS] + sorted(args.groups - set(ROW_GROUPS))
-    bad += [v for v in args.variants if v not in workers.VARIANTS]
+    bad += [v for v in args.variants if v not in known]
     if bad:
         p.error(f"unknown model(s)/row group(s)/variant(s): {', '.join(bad)}")
     if args.quick:
         args.repeats, args.warmup, args.option_rounds = 1, 0, 1
         args.rise_masks, args.torch_shared = min(args.rise_masks, 64), True
         args.rise_models = [*args.rise_models, "tiny"]
-        args.variants = [v for v in args.variants if v in ("runtime", "tuned-no-spin")]
+        args.variants = [v for v in args.variants if v in ("runtime", "tuned-no-spin", "fp16")]
     return args
 
 
@@ -295,16 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--worker"]:
         return workers.worker_main(argv[1:])
     args = parse(argv)
+    os.environ[workers.DEVICE_ENV] = args.device  # every worker inherits it
     command = " ".join([".venv/bin/python", "benchmarks/bench_explainer.py",
                         *map(shlex.quote, argv)])
     load = Load()
-    with tempfile.TemporaryDirectory(prefix="aeq-bench-") as tmp:
-        results = [bench_model(name, args, Path(tmp)) for name in args.models]
-    text = render(results, args, command, load)
-    print(text)
+    results: list[ModelResult] = []
+    text = ""
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    log(f"wrote {args.output}")
+    with tempfile.TemporaryDirectory(prefix="aeq-bench-") as tmp:
+        for name in args.models:  # the report is rewritten after each model
+            results.append(bench_model(name, args, Path(tmp)))
+            text = render(results, args, command, load)
+            args.output.write_text(text)
+            log(f"wrote {args.output} ({len(results)} of {len(args.models)} models)")
+    print(text)
     return 0
 
 

@@ -6,13 +6,17 @@ convert it with :func:`aeq_onnx.precision.to_float16`, run both on onnxruntime's
 and compare, per input, ``max|R16 - R32| / max|R32|``, the Pearson correlation of the maps, the
 explained class, the logits; plus batch-1 latency of both models.
 
-Caveat (printed into the report): onnxruntime's CPU provider runs fp16 graphs with fp16 kernels
+``--device cuda`` runs both on onnxruntime's CUDAExecutionProvider instead (the measurement the
+CPU figures estimate) and writes ``benchmarks/FP16_CUDA.md``.
+
+Caveat (printed into the CPU report): onnxruntime's CPU provider runs fp16 graphs with fp16 kernels
 for some ops and float32 kernels between inserted Casts for the others, so every intermediate
 tensor is rounded to fp16 but much arithmetic runs in fp32: the errors are an estimate of what
 CUDA gives, not a CUDA measurement, and the CPU latency says nothing about CUDA's.
 
     python benchmarks/fp16_error.py                       # scenes + VGG-16 + ResNet-50
     python benchmarks/fp16_error.py --models scenes --inputs 4 --output /tmp/fp16.md
+    python benchmarks/fp16_error.py --device cuda        # on the GPU -> FP16_CUDA.md
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from aeq_onnx.runtime import make_session  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.models import export  # noqa: E402
 
-OUTPUT = ROOT / "benchmarks" / "FP16.md"
+OUTPUT = {"cpu": ROOT / "benchmarks" / "FP16.md", "cuda": ROOT / "benchmarks" / "FP16_CUDA.md"}
 SCENE_METHODS = ("ae", "lrp-epsilon", "integrated-gradients", "gradcam", "gradient")
 LARGE = ("vgg16", "resnet50")
 HEAVY_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -56,6 +60,10 @@ CAVEAT = (
     "so every intermediate tensor is rounded to fp16 but much of the arithmetic runs in fp32. "
     "The errors are an estimate of the CUDA ones, not a CUDA measurement; CPU fp16 latency is "
     "not the point of the fp16 explainer (CUDA is) and is listed only for completeness.")
+CUDA_NOTE = (
+    "Measured on onnxruntime's CUDAExecutionProvider (cuDNN picks its own algorithms, so the "
+    "fp32 reference is itself a GPU run). Latency: `session.run` with numpy in and out (host "
+    "copies included), batch 1.")
 
 
 @dataclass
@@ -74,9 +82,10 @@ class Row:
     ms16: float
 
 
-def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """A CPU session as aeq_onnx opens one (``runtime.make_session``), ``THREADS`` threads."""
-    return make_session(model, "cpu", THREADS)
+def session(model: onnx.ModelProto, device: str) -> ort.InferenceSession:
+    """A session on ``device`` as aeq_onnx opens one (``runtime.make_session``), ``THREADS``
+    threads."""
+    return make_session(model, "cuda" if device == "cuda" else "cpu", THREADS)
 
 
 def explain(sess: ort.InferenceSession, x: np.ndarray) -> list[np.ndarray]:
@@ -120,10 +129,11 @@ def per_input(out32: list[np.ndarray], out16: list[np.ndarray]) -> tuple[list[fl
     return errs, corrs
 
 
-def compare(model: str, method: str, explainer: onnx.ModelProto, x: np.ndarray) -> Row:
+def compare(model: str, method: str, explainer: onnx.ModelProto, x: np.ndarray, device: str,
+            ) -> Row:
     """Convert, run both precisions on ``x`` (one input at a time) and time them."""
     half = to_float16(explainer)
-    rows32, rows16 = session(explainer), session(half)
+    rows32, rows16 = session(explainer, device), session(half, device)
     outs = [(explain(rows32, x[i:i + 1]), explain(rows16, x[i:i + 1])) for i in range(len(x))]
     errs, corrs = [], []
     for a, b in outs:
@@ -145,24 +155,25 @@ def scene_inputs(n: int) -> np.ndarray:
     return preprocess(make_arrays(n, seed=7)[0])
 
 
-def scene_rows(n: int) -> list[Row]:
+def scene_rows(n: int, device: str) -> list[Row]:
     x = scene_inputs(n)
     rows = []
     for net in ("vgg", "resnet"):
         path = ROOT / "fixtures" / "scenes" / f"{net}_scenes.onnx"
         for method in SCENE_METHODS:
-            rows.append(compare(f"{net}_scenes", method, compile_explainer(path, method=method), x))
+            explainer = compile_explainer(path, method=method)
+            rows.append(compare(f"{net}_scenes", method, explainer, x, device))
             print(format_row(rows[-1]), flush=True)
     return rows
 
 
-def large_row(name: str, n: int) -> Row:
+def large_row(name: str, n: int, device: str) -> Row:
     """AE on a torchvision export at 224 px with ``n`` seeded N(0, 1) inputs."""
     with tempfile.TemporaryDirectory() as work:
         path = export(name, 224, Path(work))
         explainer = compile_explainer(path, method="ae")
     x = np.random.default_rng(0).standard_normal((n, 3, 224, 224)).astype(np.float32)
-    row = compare(name, "ae", explainer, x)
+    row = compare(name, "ae", explainer, x, device)
     del explainer
     gc.collect()
     print(format_row(row), flush=True)
@@ -178,12 +189,15 @@ def format_row(r: Row) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def markdown(rows: list[Row], command: str, seconds: float) -> str:
+def markdown(rows: list[Row], command: str, seconds: float, device: str) -> str:
     date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
-    lines = ["# fp16 explainers: error against fp32", "", CAVEAT, "",
-             f"- Machine: {report.machine()}", f"- Versions: {report.versions()}",
+    cuda = device == "cuda"
+    lines = ["# fp16 explainers: error against fp32", "", CUDA_NOTE if cuda else CAVEAT, "",
+             f"- Machine: {report.machine()}" + (f"; GPU: {report.gpu()}" if cuda else ""),
+             f"- Versions: {report.versions()}",
              f"- Date: {date}", f"- Command: `{command}` ({seconds:.0f} s)",
-             f"- onnxruntime CPU provider, {THREADS} intra-op threads, batch 1 per input; "
+             f"- onnxruntime {'CUDA' if cuda else 'CPU'} provider, {THREADS} intra-op threads, "
+             "batch 1 per input; "
              f"latency: median of {TIMED_RUNS} runs after one warm-up.", "",
              *report.table(COLUMNS, []), *[format_row(r) for r in rows], "", *NOTES]
     return "\n".join(lines) + "\n"
@@ -209,14 +223,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=["scenes", *LARGE],
                         choices=["scenes", *LARGE])
     parser.add_argument("--inputs", type=int, default=8, help="scene inputs (large: half)")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default benchmarks/FP16.md (cuda: benchmarks/FP16_CUDA.md)")
     args = parser.parse_args(argv)
+    args.output = args.output or OUTPUT[args.device]
     start = time.monotonic()
     print("\n".join(report.table(COLUMNS, [])), flush=True)
-    rows = scene_rows(args.inputs) if "scenes" in args.models else []
-    rows += [large_row(name, max(1, args.inputs // 2)) for name in LARGE if name in args.models]
+    rows = scene_rows(args.inputs, args.device) if "scenes" in args.models else []
+    rows += [large_row(name, max(1, args.inputs // 2), args.device) for name in LARGE
+             if name in args.models]
     command = "python " + " ".join(["benchmarks/fp16_error.py", *(argv or sys.argv[1:])])
-    args.output.write_text(markdown(rows, command, time.monotonic() - start))
+    args.output.write_text(markdown(rows, command, time.monotonic() - start, args.device))
     print(f"wrote {args.output}")
 
 

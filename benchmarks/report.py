@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +40,8 @@ METHOD_COLUMNS = ("model", "method", "batch", "median (ms)", "runs", "× ORT for
 BATCH_COLUMNS = ("model", "batch", "forward (ms)", "explainer (ms)", "explainer / forward",
                  "explainer img/s", "forward peak RSS (MiB)", "explainer peak RSS (MiB)",
                  "RSS explainer / forward", "forward drift", "compile (s)")
+GRAPH_COLUMNS = ("model", "batch", "forward (ms)", "explainer (ms)", "explainer / forward",
+                 "explainer img/s", "explainer speed-up from graphs")
 TARGET_COLUMNS = ("model", "target", "measured", "status")
 OPTION_COLUMNS = ("model", "variant", "settings", "median (ms)", "runs", "vs runtime",
                   "peak RSS (MiB)", "fastest")
@@ -54,6 +57,8 @@ class BatchRow:
     forward_rss: float
     explainer_rss: float
     drift: float
+    forward_graph_ms: float | None = None  # CUDA graph replays (CUDA runs only)
+    explainer_graph_ms: float | None = None
 
 
 @dataclass
@@ -101,6 +106,13 @@ def median_ms(times: list[float]) -> float:
     return 1e3 * statistics.median(times)
 
 
+def relabel(columns: tuple[str, ...], memory: str) -> tuple[str, ...]:
+    """``columns`` with "peak RSS" / "RSS" read as ``memory`` (e.g. "GPU memory" on CUDA)."""
+    if memory == "peak RSS":
+        return columns
+    return tuple(c.replace("peak RSS", memory).replace("RSS", memory) for c in columns)
+
+
 def table(columns: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     """A Markdown table; the first two columns left-aligned, the rest right-aligned."""
     align = ["---" if i < 2 or c in ("method", "settings", "target", "variant") else "---:"
@@ -134,6 +146,15 @@ def batch_rows(r: ModelResult) -> list[list[str]]:
              fmt(b.drift, ".2f"), fmt(r.compiled["compile_s"])] for b in r.batches]
 
 
+def graph_rows(r: ModelResult) -> list[list[str]]:
+    """Rows of the CUDA-graph forward-vs-explainer table (CUDA runs only)."""
+    return [[TITLES.get(r.name, r.name), str(b.batch), fmt(b.forward_graph_ms),
+             fmt(b.explainer_graph_ms), fmt(b.explainer_graph_ms / b.forward_graph_ms, ".2f", "x"),
+             fmt(1e3 * b.batch / b.explainer_graph_ms, ".2f"),
+             fmt(b.explainer_ms / b.explainer_graph_ms, ".2f", "x")]
+            for b in r.batches if b.forward_graph_ms and b.explainer_graph_ms]
+
+
 def check(name: str, what: str, value: float, limit: float, at_most: bool, spec: str,
           ) -> list[str]:
     """One target row: MET when ``value`` is on the right side of ``limit``."""
@@ -156,11 +177,14 @@ def speedup_targets(r: ModelResult) -> list[list[str]]:
     return rows
 
 
-def target_rows(r: ModelResult) -> list[list[str]]:
+def target_rows(r: ModelResult, memory: str = "peak RSS") -> list[list[str]]:
     """Every issue target that this run measured, computed from the numbers."""
     rows = [check(r.name, f"explainer / forward ≤ {RATIO_TARGET:g} (batch {b.batch})",
                   b.explainer_ms / b.forward_ms, RATIO_TARGET, True, ".2f") for b in r.batches]
-    rows += [check(r.name, f"explainer peak RSS ≤ {RSS_TARGET:g}x forward (batch {b.batch})",
+    rows += [check(r.name, f"explainer / forward ≤ {RATIO_TARGET:g}, both as CUDA graphs "
+                   f"(batch {b.batch})", b.explainer_graph_ms / b.forward_graph_ms, RATIO_TARGET,
+                   True, ".2f") for b in r.batches if b.forward_graph_ms and b.explainer_graph_ms]
+    rows += [check(r.name, f"explainer {memory} ≤ {RSS_TARGET:g}x forward (batch {b.batch})",
                    b.explainer_rss / b.forward_rss, RSS_TARGET, True, ".2f") for b in r.batches]
     b1, b8 = r.batch(1), r.batch(8)
     if b1 and b8:
@@ -181,8 +205,9 @@ def option_rows(r: ModelResult) -> list[list[str]]:
              "fastest" if o.ms == best else ""] for o in r.options]
 
 
-def option_finding(r: ModelResult) -> str:
-    """One line: the fastest variant and whether it clearly (> 5 %) beats ``runtime``."""
+def option_finding(r: ModelResult, memory: str = "peak RSS") -> str:
+    """One line: the fastest variant and whether it clearly (> 5 %) beats ``runtime`` (and,
+    on CPU, twice the noise between ``runtime`` and ``tuned``, which have the same settings)."""
     if not r.options:
         return ""
     best = min(r.options, key=lambda o: o.ms)
@@ -193,13 +218,12 @@ def option_finding(r: ModelResult) -> str:
     same = next((o for o in r.options if o.variant == "tuned"), None)  # runtime's settings
     noise = abs(same.ms / base.ms - 1) if same else 0.0
     bar = max(OPTION_GAIN, 2 * noise)
-    verdict = (f"**{gain:.1%} faster than `runtime`: consider adopting it in "
-               "aeq_onnx/runtime.py**" if gain > bar and best.variant != "runtime"
-               else f"{gain:+.1%} vs `runtime`, not above max(5 %, 2 × the {noise:.1%} "
-               "noise between `runtime` and `tuned`, which have the same settings): no "
-               "clear win")
+    why = (f"max(5 %, 2 × the {noise:.1%} noise between `runtime` and `tuned`, which have the "
+           "same settings)" if same else "5 %")
+    verdict = (f"**{gain:.1%} faster than `runtime`**" if gain > bar and best.variant != "runtime"
+               else f"{gain:+.1%} vs `runtime`, not above {why}: no clear win")
     return (f"- {TITLES.get(r.name, r.name)}: fastest `{best.variant}` ({best.ms:.1f} ms, "
-            f"peak RSS {best.rss:.0f} MiB); {verdict}.")
+            f"{memory} {best.rss:.0f} MiB); {verdict}.")
 
 
 # --------------------------------------------------------------------------- context
@@ -229,6 +253,10 @@ def version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
+        if dist == "aeq_onnx":  # run from a checkout that is not installed
+            import aeq_onnx
+
+            return f"{aeq_onnx.__version__} (checkout, not installed)"
         return "not installed"
 
 
@@ -242,6 +270,18 @@ def machine() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), {memory_gib()} "
             f"RAM, {platform.system()} {platform.release()}")
+
+
+def gpu() -> str:
+    """The GPU's name, memory and driver from ``nvidia-smi`` ("none found" without one)."""
+    query = ["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+             "--format=csv,noheader"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "none found (nvidia-smi failed)"
+    name, memory, driver = (f.strip() for f in out.stdout.splitlines()[0].split(","))
+    return f"{name}, {memory}, driver {driver}"
 
 
 def now() -> str:

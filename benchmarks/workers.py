@@ -1,5 +1,11 @@
 """Benchmark workers: each runs in a fresh interpreter (``bench_explainer.py --worker KIND
-ARGS...``) and prints one JSON line last, so its ``ru_maxrss`` is its own peak."""
+ARGS...``) and prints one JSON line last, so its ``ru_maxrss`` is its own peak.
+
+The device comes from the environment variable ``AEQ_BENCH_DEVICE`` (``cpu`` or ``cuda``),
+which the driver sets from ``--device`` for every worker. On CUDA the sessions are
+``aeq_onnx.runtime.make_session(device="cuda")``, the forward/explainer pair runs through IO
+binding with its inputs and outputs on the GPU, torch runs on ``cuda`` with a synchronize after
+each call, and the memory figure is the GPU memory the worker process holds (NVML)."""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 SEED = 0
+DEVICE_ENV = "AEQ_BENCH_DEVICE"
+DEVICES = ("cpu", "cuda")
 # Session-option variants compared on the explainer (batch 1). "runtime" is
 # aeq_onnx.runtime.make_session(path, "cpu", threads); "tuned" spells the same settings out
 # explicitly (so the two rows also show the run-to-run noise).
@@ -24,11 +32,41 @@ VARIANTS: dict[str, str] = {
     "tuned-no-arena": "tuned, enable_cpu_mem_arena off",
     "tuned-no-spin": "tuned, session.intra_op.allow_spinning=0",
 }
+# On CUDA the variants are the ways to call the explainer (``runtime`` is the default call).
+CUDA_VARIANTS: dict[str, str] = {
+    "runtime": "Explainer(device='cuda').explain(numpy): IO binding (the CUDA default)",
+    "no-binding": "Explainer(io_binding=False).explain(numpy): session.run, numpy in and out",
+    "on-device": "Explainer.explain_on_device(OrtValue on the GPU): no host copies",
+    "fp16": "Explainer(precision='fp16').explain(numpy), IO binding",
+    "cuda-graph": "Explainer(cuda_graph=True).explain(numpy): one CUDA graph replay per call",
+}
+
+
+def device() -> str:
+    """The device this process measures on (``AEQ_BENCH_DEVICE``, default ``cpu``)."""
+    name = os.environ.get(DEVICE_ENV, "cpu")
+    if name not in DEVICES:
+        raise ValueError(f"{DEVICE_ENV}={name!r}: expected one of {', '.join(DEVICES)}")
+    return name
+
+
+def variants(on: str) -> dict[str, str]:
+    """The session-option (CPU) or call (CUDA) variants compared on device ``on``."""
+    return CUDA_VARIANTS if on == "cuda" else VARIANTS
 
 
 def peak_rss_mib() -> float:
     """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_mib() -> float:
+    """The memory figure of this worker: peak RSS on CPU, held GPU memory on CUDA."""
+    if device() != "cuda":
+        return peak_rss_mib()
+    from benchmarks import cuda_workers
+
+    return cuda_workers.gpu_mib()
 
 
 def timed(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
@@ -78,9 +116,14 @@ def ort_options(variant: str, threads: int) -> Any:
 
 
 def session(model: str, threads: int, variant: str = "tuned") -> Any:
-    """An onnxruntime CPU session of ``model`` with the session options ``variant``."""
+    """An onnxruntime session of ``model``: on CPU with the session options ``variant``, on
+    CUDA as aeq_onnx opens one (``make_session(device="cuda")``)."""
     import onnxruntime as ort
 
+    if device() == "cuda":
+        from aeq_onnx.runtime import make_session
+
+        return make_session(model, "cuda", threads)
     if variant == "runtime":
         from aeq_onnx.runtime import make_session
 
@@ -120,14 +163,20 @@ def worker_session(model: str, which: str, batch: str, size: str, threads: str,
     sess = session(model, int(threads))
     load_s = time.perf_counter() - start
     inputs = feeds(int(batch), int(size), which == "explainer")
+    run = runner(sess, inputs)
     for _ in range(3):
-        sess.run(None, inputs)
-    return {"load_s": load_s, "rss_mib": peak_rss_mib()}
+        run()
+    return {"load_s": load_s, "rss_mib": memory_mib()}
 
 
 def runner(sess: Any, inputs: dict[str, Any]) -> Callable[[], Any]:
-    """A zero-argument call of ``sess`` on ``inputs``."""
-    return lambda: sess.run(None, inputs)
+    """A zero-argument call of ``sess`` on ``inputs``; on CUDA through IO binding with the
+    inputs copied to the GPU once and the outputs left there (the run synchronises)."""
+    if device() != "cuda":
+        return lambda: sess.run(None, inputs)
+    from benchmarks import cuda_workers
+
+    return cuda_workers.bound_runner(sess, inputs)
 
 
 def worker_pair(model: str, explainer: str, batch: str, size: str, threads: str, warmup: str,
@@ -139,18 +188,35 @@ def worker_pair(model: str, explainer: str, batch: str, size: str, threads: str,
     runs = [(session(model, int(threads)), feeds(b, s, False)),
             (session(explainer, int(threads)), feeds(b, s, True))]
     blocks = [timed(runner(*runs[k]), w, r) for k in (0, 1, 0)]
-    return {"forward_ms": 1e3 * statistics.median(blocks[0] + blocks[2]),
-            "explainer_ms": 1e3 * statistics.median(blocks[1]),
-            "forward_drift": statistics.median(blocks[2]) / statistics.median(blocks[0])}
+    result: dict[str, Any] = {
+        "forward_ms": 1e3 * statistics.median(blocks[0] + blocks[2]),
+        "explainer_ms": 1e3 * statistics.median(blocks[1]),
+        "forward_drift": statistics.median(blocks[2]) / statistics.median(blocks[0])}
+    if device() == "cuda":
+        del runs
+        try:
+            from benchmarks import cuda_workers
+
+            result.update(cuda_workers.graph_pair(model, explainer, b, s, int(threads), w, r))
+        except Exception as err:  # the plain pair stands; the driver logs why graphs failed
+            result["graph_error"] = f"{type(err).__name__}: {str(err)[:300]}"
+    return result
 
 
 def worker_options(explainer: str, variant: str, size: str, threads: str, warmup: str,
                    repeats: str) -> dict[str, Any]:
-    """Explainer latency (batch 1) and peak RSS under one session-option variant."""
-    sess = session(explainer, int(threads), variant)
-    inputs = feeds(1, int(size), True)
-    times = timed(lambda: sess.run(None, inputs), int(warmup), int(repeats))
-    return {"times": times, "rss_mib": peak_rss_mib()}
+    """Explainer latency (batch 1) and memory under one session-option (CPU) or call (CUDA)
+    variant."""
+    if device() == "cuda":
+        from benchmarks import cuda_workers
+
+        fn = cuda_workers.cuda_call(explainer, variant, int(size), int(threads))
+    else:
+        sess = session(explainer, int(threads), variant)
+        inputs = feeds(1, int(size), True)
+        fn = lambda: sess.run(None, inputs)  # noqa: E731
+    times = timed(fn, int(warmup), int(repeats))
+    return {"times": times, "rss_mib": memory_mib()}
 
 
 def worker_rise(model: str, masks: str, size: str, threads: str, warmup: str, repeats: str,
@@ -166,7 +232,7 @@ def worker_rise(model: str, masks: str, size: str, threads: str, warmup: str, re
     predict = rise_bench.softmax_predict(lambda b: sess.run(None, {"input": b})[0])
     runs = heavy_runs("rise", int(warmup), int(repeats))
     times = timed(lambda: rise_bench.rise(predict, x, target, int(masks)), *runs)
-    return {"times": times, "rss_mib": peak_rss_mib(), "impl": rise_bench.implementation()}
+    return {"times": times, "rss_mib": memory_mib(), "impl": rise_bench.implementation()}
 
 
 # --------------------------------------------------------------------------- torch workers
@@ -178,7 +244,7 @@ def agreement(relevance: Any, explainer: str, size: int, threads: int) -> float:
     sess = session(explainer, threads)
     names = [o.name for o in sess.get_outputs()]
     ours = dict(zip(names, sess.run(None, feeds(1, size, True)), strict=True))["relevance"]
-    return float(np.abs(np.asarray(relevance) - ours).max() / np.abs(ours).max())
+    return float(np.abs(relevance.detach().cpu().numpy() - ours).max() / np.abs(ours).max())
 
 
 def worker_torch(name: str, methods: str, size: str, threads: str, warmup: str, repeats: str,
@@ -191,20 +257,27 @@ def worker_torch(name: str, methods: str, size: str, threads: str, warmup: str, 
     from benchmarks import baselines, models
 
     torch.set_num_threads(int(threads))
-    x = torch.from_numpy(bench_input(1, int(size)))
+    on = device()
+    if on == "cuda":  # fp32 as onnxruntime runs it (aeq_onnx turns TF32 off there too)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    x = torch.from_numpy(bench_input(1, int(size))).to(on)
     out: dict[str, Any] = {}
     for method in methods.split(","):
-        fn = baselines.build(method, models.build(name), x)
+        fn = baselines.build(method, models.build(name).to(on), x)
+        if on == "cuda":
+            from benchmarks import cuda_workers
+
+            fn = cuda_workers.synchronised(fn)
         runs = heavy_runs(method, int(warmup), int(repeats))
         out[method] = {"times": timed(fn, *runs), "warmup": runs[0]}
         if method == "torch_ae" and explainer != "-":
-            rss = peak_rss_mib()  # before the explainer session adds its own memory
-            out[method]["agreement"] = agreement(fn().numpy(), explainer, int(size),
-                                                 int(threads))
-            out[method]["rss_mib"] = rss
+            mem = memory_mib()  # before the explainer session adds its own memory
+            out[method]["agreement"] = agreement(fn(), explainer, int(size), int(threads))
+            out[method]["rss_mib"] = mem
     single = "," not in methods
     for result in out.values():
-        result["rss_mib"] = result.get("rss_mib", peak_rss_mib()) if single else None
+        result["rss_mib"] = result.get("rss_mib", memory_mib()) if single else None
     return out
 
 
@@ -223,5 +296,9 @@ WORKERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def worker_main(argv: list[str]) -> int:
     kind, *rest = argv
+    if device() == "cuda":
+        from benchmarks import cuda_workers
+
+        cuda_workers.note_gpu_start()
     print(json.dumps(WORKERS[kind](*rest)))
     return 0

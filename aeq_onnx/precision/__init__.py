@@ -4,8 +4,10 @@
 float32 tensor inside it is float16, while its interface keeps the caller's dtypes: each float32
 graph input is cast to float16 right after it enters, each float32 graph output is cast back to
 float32 under its own name, and int64 tensors (``target``, ``target_class``, shapes) are not
-touched. The model is meant for CUDA, where float16 halves memory traffic; onnxruntime's CPU
-provider also runs it (casting around ops it has no float16 kernel for).
+touched. It was built for CUDA, where float16 halves memory traffic; onnxruntime's CPU
+provider also runs it (casting around ops it has no float16 kernel for). Measured on an H100
+(benchmarks/FP16_CUDA.md) it was slower than fp32 (the float32 islands add casts and the runs
+are launch-bound) and its AE maps were up to 0.44 of max |R| off: not recommended.
 
 What changes inside:
 

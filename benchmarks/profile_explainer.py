@@ -1,0 +1,121 @@
+"""Where an explainer spends its time: onnxruntime's profiler, per op type and per provider.
+
+For each model (torchvision VGG-16 / ResNet-50 as in ``bench_explainer.py``, or ``tiny``):
+compile the AE explainer, run it ``--runs`` times at batch 1 after one warm-up with
+onnxruntime's profiling on, and sum the node events of the timed runs by op type and by
+execution provider (on CUDA, nodes onnxruntime left on the CPU show up as
+``CPUExecutionProvider`` rows, with the copies between devices as ``MemcpyToHost`` /
+``MemcpyFromHost``). Writes a Markdown table to ``--output`` (default
+``benchmarks/PROFILE.md``, ``PROFILE_CUDA.md`` with ``--device cuda``).
+
+    python benchmarks/profile_explainer.py --models resnet50
+    python benchmarks/profile_explainer.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from aeq_onnx.compiler import compile_explainer  # noqa: E402
+from aeq_onnx.runtime import Device, providers_for  # noqa: E402
+from benchmarks import models, report  # noqa: E402
+
+OUTPUT = {"cpu": ROOT / "benchmarks" / "PROFILE.md",
+          "cuda": ROOT / "benchmarks" / "PROFILE_CUDA.md"}
+TOP = 12  # op types listed per model
+CUDA_CAVEAT = (" On CUDA a node's time is what the host spent on it (kernel launches, and the "
+               "copies and synchronisations it waits for), not the GPU's kernel time: the node "
+               "counts per provider are exact, the times show launch overhead.")
+
+
+def profile(path: Path, device: Device, size: int, runs: int, threads: int, work: Path,
+            ) -> list[dict[str, object]]:
+    """The profiler's node events of ``runs`` explainer runs (batch 1) after one warm-up."""
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(work / "profile")
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.enable_mem_pattern = False
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), options, providers=providers_for(device))
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    feeds = {"input": x, "target": np.full(1, -1, np.int64)}
+    for _ in range(runs + 1):
+        sess.run(None, feeds)
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    first_run = len(nodes) // (runs + 1)
+    return nodes[first_run:]  # the first run is the warm-up (cuDNN's algorithm search)
+
+
+def summary(name: str, nodes: list[dict[str, object]], runs: int) -> list[list[str]]:
+    """Rows: op type, provider, node count per run, ms per run, share of node time."""
+    time: Counter[tuple[str, str]] = Counter()
+    count: Counter[tuple[str, str]] = Counter()
+    for e in nodes:
+        args = e.get("args", {})
+        assert isinstance(args, dict)
+        key = (str(args.get("op_name", "?")), str(args.get("provider", "?")))
+        time[key] += float(e["dur"])  # type: ignore[arg-type]
+        count[key] += 1
+    total = sum(time.values()) or 1.0
+    rows = [[report.TITLES.get(name, name), op, provider.replace("ExecutionProvider", ""),
+             f"{count[(op, provider)] / runs:.0f}", f"{t / runs / 1e3:.2f}", f"{t / total:.1%}"]
+            for (op, provider), t in time.most_common(TOP)]
+    on_cpu = sum(t for (_, p), t in time.items() if p.startswith("CPU"))
+    rows.append([report.TITLES.get(name, name), "all nodes", "", f"{len(nodes) / runs:.0f}",
+                 f"{total / runs / 1e3:.2f}", f"CPU-provider share {on_cpu / total:.1%}"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--models", type=lambda s: s.split(","), default=["resnet50", "vgg16"])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    output = args.output or OUTPUT[args.device]
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="aeq-profile-") as tmp:
+        for name in args.models:
+            explainer = Path(tmp) / f"{name}-explainer.onnx"
+            explainer.write_bytes(compile_explainer(
+                models.export(name, args.size, Path(tmp))).SerializeToString())
+            nodes = profile(explainer, args.device, args.size, args.runs, args.threads,
+                            Path(tmp))
+            rows += summary(name, nodes, args.runs)
+            print(f"[profile] {name}: {len(nodes)} node events", file=sys.stderr, flush=True)
+    machine = report.machine() + (f"; GPU: {report.gpu()}" if args.device == "cuda" else "")
+    command = " ".join(["python", "benchmarks/profile_explainer.py", *(argv or sys.argv[1:])])
+    text = "\n".join([
+        "# Where the explainer's time goes (onnxruntime profiler)", "",
+        f"- Date: {report.now()}", f"- Command: `{command}`", f"- Machine: {machine}",
+        f"- Versions: {report.versions()}",
+        f"- {args.device.upper()}, batch 1, {args.size} px, {args.threads} threads; node "
+        f"kernel times summed over {args.runs} runs after one warm-up, per run; the top "
+        f"{TOP} (op type, provider) pairs per model, then all nodes."
+        + (CUDA_CAVEAT if args.device == "cuda" else ""), "",
+        *report.table(("model", "op type", "provider", "nodes / run", "ms / run", "share"),
+                      rows), ""])
+    output.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
