@@ -42,7 +42,6 @@ def bound_runner(sess: Any, inputs: dict[str, Any]) -> Callable[[], Any]:
     once and the outputs left there (the run synchronises)."""
     import onnxruntime as ort
 
-
     binding = sess.io_binding()
     on_gpu = {k: ort.OrtValue.ortvalue_from_numpy(v, "cuda", 0) for k, v in inputs.items()}
     for name, value in on_gpu.items():
