@@ -178,7 +178,7 @@ class Explainer:
         source: onnx.ModelProto | str | os.PathLike[str] = proto
         if as_loaded and isinstance(model, str | os.PathLike):
             source = model  # an explainer file (checked by load_model) opens from disk
-        self.session = make_session(source, device, threads, cuda_graph and device != "cpu")
+        self.session = make_session(source, device, threads, cuda_graph)
         self.provider = self.session.get_providers()[0]
         self.io_binding = self.provider == CUDA if io_binding is None else io_binding
         self.graphs = self._graph_runner(cuda_graph)

@@ -238,7 +238,7 @@ def header(args: argparse.Namespace, command: str, load: Load) -> list[str]:
         f"- Date: {report.now()}; wall time {wall / 60:.1f} min; load from other processes "
         f"{others:.2f} cores on average (1-min load average at start {load.start_load:.2f})",
         f"- Command: `{command}`",
-        f"- Machine: {report.machine()}" + (f"; GPU: {report.gpu()}" if cuda else ""),
+        f"- Machine: {report.machine(args.device)}",
         f"- Versions: {report.versions()}",
         f"- Setup: {CUDA_SETUP if cuda else 'CPU only'}, {args.threads} threads everywhere "
         f"(onnxruntime intra_op_num_threads={args.threads}, inter_op 1, ORT_ENABLE_ALL; "

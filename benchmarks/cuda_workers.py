@@ -66,16 +66,19 @@ def graph_pair(model: str, explainer: str, batch: int, size: int, threads: int, 
             "explainer_graph_ms": 1e3 * statistics.median(blocks[1])}
 
 
+#: Explainer keyword arguments of the :data:`workers.CUDA_VARIANTS` that need any.
+CALL_OPTIONS: dict[str, dict[str, Any]] = {"no-binding": {"io_binding": False},
+                                           "fp16": {"precision": "fp16"},
+                                           "cuda-graph": {"cuda_graph": True}}
+
+
 def cuda_call(explainer: str, variant: str, size: int, threads: int) -> Callable[[], Any]:
     """One :data:`CUDA_VARIANTS` call of the explainer at batch 1."""
     import onnxruntime as ort
 
     from aeq_onnx.runtime import Explainer
 
-    options: dict[str, Any] = {"no-binding": {"io_binding": False},
-                               "fp16": {"precision": "fp16"},
-                               "cuda-graph": {"cuda_graph": True}}.get(variant, {})
-    exp = Explainer(explainer, device="cuda", threads=threads, **options)
+    exp = Explainer(explainer, device="cuda", threads=threads, **CALL_OPTIONS.get(variant, {}))
     x = workers.bench_input(1, size)
     if variant == "on-device":
         on_gpu = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)

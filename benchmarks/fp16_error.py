@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
 
 from aeq_onnx.compiler import compile_explainer  # noqa: E402
 from aeq_onnx.precision import to_float16  # noqa: E402
-from aeq_onnx.runtime import make_session  # noqa: E402
+from aeq_onnx.runtime import Device, make_session  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.models import export  # noqa: E402
 
@@ -82,10 +82,10 @@ class Row:
     ms16: float
 
 
-def session(model: onnx.ModelProto, device: str) -> ort.InferenceSession:
+def session(model: onnx.ModelProto, device: Device) -> ort.InferenceSession:
     """A session on ``device`` as aeq_onnx opens one (``runtime.make_session``), ``THREADS``
     threads."""
-    return make_session(model, "cuda" if device == "cuda" else "cpu", THREADS)
+    return make_session(model, device, THREADS)
 
 
 def explain(sess: ort.InferenceSession, x: np.ndarray) -> list[np.ndarray]:
@@ -129,8 +129,8 @@ def per_input(out32: list[np.ndarray], out16: list[np.ndarray]) -> tuple[list[fl
     return errs, corrs
 
 
-def compare(model: str, method: str, explainer: onnx.ModelProto, x: np.ndarray, device: str,
-            ) -> Row:
+def compare(model: str, method: str, explainer: onnx.ModelProto, x: np.ndarray,
+            device: Device) -> Row:
     """Convert, run both precisions on ``x`` (one input at a time) and time them."""
     half = to_float16(explainer)
     rows32, rows16 = session(explainer, device), session(half, device)
@@ -155,7 +155,7 @@ def scene_inputs(n: int) -> np.ndarray:
     return preprocess(make_arrays(n, seed=7)[0])
 
 
-def scene_rows(n: int, device: str) -> list[Row]:
+def scene_rows(n: int, device: Device) -> list[Row]:
     x = scene_inputs(n)
     rows = []
     for net in ("vgg", "resnet"):
@@ -167,7 +167,7 @@ def scene_rows(n: int, device: str) -> list[Row]:
     return rows
 
 
-def large_row(name: str, n: int, device: str) -> Row:
+def large_row(name: str, n: int, device: Device) -> Row:
     """AE on a torchvision export at 224 px with ``n`` seeded N(0, 1) inputs."""
     with tempfile.TemporaryDirectory() as work:
         path = export(name, 224, Path(work))
@@ -193,7 +193,7 @@ def markdown(rows: list[Row], command: str, seconds: float, device: str) -> str:
     date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
     cuda = device == "cuda"
     lines = ["# fp16 explainers: error against fp32", "", CUDA_NOTE if cuda else CAVEAT, "",
-             f"- Machine: {report.machine()}" + (f"; GPU: {report.gpu()}" if cuda else ""),
+             f"- Machine: {report.machine(device)}",
              f"- Versions: {report.versions()}",
              f"- Date: {date}", f"- Command: `{command}` ({seconds:.0f} s)",
              f"- onnxruntime {'CUDA' if cuda else 'CPU'} provider, {THREADS} intra-op threads, "

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -41,7 +42,7 @@ CUDA_CAVEAT = (" On CUDA a node's time is what the host spent on it (kernel laun
 
 
 def profile(path: Path, device: Device, size: int, runs: int, threads: int, work: Path,
-            ) -> list[dict[str, object]]:
+            ) -> list[dict[str, Any]]:
     """The profiler's node events of ``runs`` explainer runs (batch 1) after one warm-up."""
     options = ort.SessionOptions()
     options.enable_profiling = True
@@ -60,15 +61,14 @@ def profile(path: Path, device: Device, size: int, runs: int, threads: int, work
     return nodes[first_run:]  # the first run is the warm-up (cuDNN's algorithm search)
 
 
-def summary(name: str, nodes: list[dict[str, object]], runs: int) -> list[list[str]]:
+def summary(name: str, nodes: list[dict[str, Any]], runs: int) -> list[list[str]]:
     """Rows: op type, provider, node count per run, ms per run, share of node time."""
     time: Counter[tuple[str, str]] = Counter()
     count: Counter[tuple[str, str]] = Counter()
     for e in nodes:
         args = e.get("args", {})
-        assert isinstance(args, dict)
         key = (str(args.get("op_name", "?")), str(args.get("provider", "?")))
-        time[key] += float(e["dur"])  # type: ignore[arg-type]
+        time[key] += int(e["dur"])  # microseconds, an integer in onnxruntime's profile
         count[key] += 1
     total = sum(time.values()) or 1.0
     rows = [[report.TITLES.get(name, name), op, provider.replace("ExecutionProvider", ""),
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                             Path(tmp))
             rows += summary(name, nodes, args.runs)
             print(f"[profile] {name}: {len(nodes)} node events", file=sys.stderr, flush=True)
-    machine = report.machine() + (f"; GPU: {report.gpu()}" if args.device == "cuda" else "")
+    machine = report.machine(args.device)
     command = " ".join(["python", "benchmarks/profile_explainer.py", *(argv or sys.argv[1:])])
     text = "\n".join([
         "# Where the explainer's time goes (onnxruntime profiler)", "",

@@ -266,10 +266,12 @@ def versions() -> str:
     return f"Python {platform.python_version()}, " + ", ".join(f"{d} {version(d)}" for d in dists)
 
 
-def machine() -> str:
+def machine(device: str = "cpu") -> str:
+    """CPU, cores, RAM and OS; on ``device="cuda"`` the GPU from :func:`gpu` too."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), {memory_gib()} "
+    text = (f"{cpu_model()}, {os.cpu_count()} logical cores ({usable} usable), {memory_gib()} "
             f"RAM, {platform.system()} {platform.release()}")
+    return text + (f"; GPU: {gpu()}" if device == "cuda" else "")
 
 
 def gpu() -> str:

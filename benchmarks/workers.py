@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 SEED = 0
 DEVICE_ENV = "AEQ_BENCH_DEVICE"
@@ -42,12 +42,12 @@ CUDA_VARIANTS: dict[str, str] = {
 }
 
 
-def device() -> str:
+def device() -> Literal["cpu", "cuda"]:
     """The device this process measures on (``AEQ_BENCH_DEVICE``, default ``cpu``)."""
     name = os.environ.get(DEVICE_ENV, "cpu")
     if name not in DEVICES:
         raise ValueError(f"{DEVICE_ENV}={name!r}: expected one of {', '.join(DEVICES)}")
-    return name
+    return "cuda" if name == "cuda" else "cpu"
 
 
 def variants(on: str) -> dict[str, str]:
@@ -120,14 +120,10 @@ def session(model: str, threads: int, variant: str = "tuned") -> Any:
     CUDA as aeq_onnx opens one (``make_session(device="cuda")``)."""
     import onnxruntime as ort
 
-    if device() == "cuda":
+    if device() == "cuda" or variant == "runtime":
         from aeq_onnx.runtime import make_session
 
-        return make_session(model, "cuda", threads)
-    if variant == "runtime":
-        from aeq_onnx.runtime import make_session
-
-        return make_session(model, "cpu", threads)
+        return make_session(model, device(), threads)
     return ort.InferenceSession(model, ort_options(variant, threads),
                                 providers=["CPUExecutionProvider"])
 
@@ -212,9 +208,7 @@ def worker_options(explainer: str, variant: str, size: str, threads: str, warmup
 
         fn = cuda_workers.cuda_call(explainer, variant, int(size), int(threads))
     else:
-        sess = session(explainer, int(threads), variant)
-        inputs = feeds(1, int(size), True)
-        fn = lambda: sess.run(None, inputs)  # noqa: E731
+        fn = runner(session(explainer, int(threads), variant), feeds(1, int(size), True))
     times = timed(fn, int(warmup), int(repeats))
     return {"times": times, "rss_mib": memory_mib()}
 
