@@ -97,6 +97,21 @@ def positive_mask(em: Emitter, x: str) -> str:
     return mask(em, em.op("Greater", [x, em.const(0.0)], "gt0"))
 
 
+def zero_after(em: Emitter, s: str) -> str:
+    """A scalar ``+0.0`` computed from ``s`` (any tensor without NaN).
+
+    ONNX has no control edges: this value-neutral data edge orders the work that uses it after
+    ``s``. onnxruntime's default order runs each node's highest-index input first and its own
+    layout nodes get the highest indices, so a layer's masks and mask products, which need only
+    the forward pass, would all run right after it and stay alive until the backward pass
+    reaches their layer (ResNet-50: peak live tensors 154 -> 83 MB per image with this edge).
+    A scalar, not ``[N, 1, 1, 1]``: onnxruntime compares with a scalar on its fast path.
+    """
+    least = em.op("ReduceMin", [s], "after_min", keepdims=0)  # a sum could be inf - inf
+    is_nan = em.op("IsNaN", [least], "is_nan")
+    return em.op("Cast", [is_nan], "zero_after", to=onnx.TensorProto.FLOAT)
+
+
 def safe_inverse(em: Emitter, b: str) -> str:
     """``1 / b`` where ``b != 0`` and ``0`` where ``b == 0`` (computed at b's own shape)."""
     zero = em.const(0.0)
@@ -148,14 +163,15 @@ def sample_max(em: Emitter, x: str, rank: int) -> str:
     return _reduce(em, "ReduceMax", x, list(range(1, rank)))
 
 
-def split_signs(em: Emitter, r: str, rank: int) -> tuple[str, str]:
+def split_signs(em: Emitter, r: str, rank: int) -> tuple[str, str, str]:
     """``P = sdiv(max(R,0), Σmax(R,0))`` (sums to 1) and ``N = -sdiv(min(R,0), Σmin(R,0))``
-    (sums to -1), per sample (spec 4.1)."""
+    (sums to -1), per sample (spec 4.1), and ``Σmax(R,0)`` (``[N, 1, ..., 1]``)."""
     pos = relu(em, r)
     neg = neg_part(em, r)
-    p = sdiv(em, pos, sample_sum(em, pos, rank))
+    total = sample_sum(em, pos, rank)
+    p = sdiv(em, pos, total)
     minus_inverse = em.op("Neg", [safe_inverse(em, sample_sum(em, neg, rank))], "minus_inv")
-    return p, em.op("Mul", [neg, minus_inverse], "N")
+    return p, em.op("Mul", [neg, minus_inverse], "N"), total
 
 
 def normalise_abs_total(em: Emitter, x: str, rank: int) -> str:

@@ -6,7 +6,9 @@ onnxruntime's profiling on, and sum the node events of the timed runs by op type
 execution provider (on CUDA, nodes onnxruntime left on the CPU show up as
 ``CPUExecutionProvider`` rows, with the copies between devices as ``MemcpyToHost`` /
 ``MemcpyFromHost``). Writes a Markdown table to ``--output`` (default
-``benchmarks/PROFILE.md``, ``PROFILE_CUDA.md`` with ``--device cuda``).
+``benchmarks/PROFILE.md``, ``PROFILE_CUDA.md`` with ``--device cuda``). On the CPU it also
+reports the peak of the live intermediate tensors in onnxruntime's execution order
+(``benchmarks/liveness.py``) for the explainer and for the model's own forward pass.
 
     python benchmarks/profile_explainer.py --models resnet50
     python benchmarks/profile_explainer.py --device cuda
@@ -31,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 from aeq_onnx.compiler import compile_explainer  # noqa: E402
 from aeq_onnx.runtime import Device, providers_for  # noqa: E402
-from benchmarks import models, report  # noqa: E402
+from benchmarks import liveness, models, report  # noqa: E402
 
 OUTPUT = {"cpu": ROOT / "benchmarks" / "PROFILE.md",
           "cuda": ROOT / "benchmarks" / "PROFILE_CUDA.md"}
@@ -80,6 +82,22 @@ def summary(name: str, nodes: list[dict[str, Any]], runs: int) -> list[list[str]
     return rows
 
 
+def live_rows(name: str, paths: dict[str, Path], size: int, threads: int, work: Path,
+              ) -> list[list[str]]:
+    """Liveness peak (batch 1) of the forward model and of its explainer."""
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    rows = []
+    for label, path in paths.items():
+        feeds = {"input": x} | ({"target": np.full(1, -1, np.int64)} if label != "forward"
+                                else {})
+        (work / label).mkdir(parents=True)
+        live = liveness.measure(path, feeds, work / label, threads)
+        biggest = ", ".join(f"{op} {size / 1e6:.1f}" for op, size in live.top[:3])
+        rows.append([report.TITLES.get(name, name), label, f"{live.peak_bytes / 1e6:.1f}",
+                     f"{live.position} of {live.nodes}", biggest])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--models", type=lambda s: s.split(","), default=["resnet50", "vgg16"])
@@ -91,14 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output = args.output or OUTPUT[args.device]
     rows: list[list[str]] = []
+    live: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="aeq-profile-") as tmp:
         for name in args.models:
             explainer = Path(tmp) / f"{name}-explainer.onnx"
-            explainer.write_bytes(compile_explainer(
-                models.export(name, args.size, Path(tmp))).SerializeToString())
+            source = models.export(name, args.size, Path(tmp))
+            explainer.write_bytes(compile_explainer(source).SerializeToString())
             nodes = profile(explainer, args.device, args.size, args.runs, args.threads,
                             Path(tmp))
             rows += summary(name, nodes, args.runs)
+            if args.device == "cpu":
+                live += live_rows(name, {"forward": source, "explainer": explainer},
+                                  args.size, args.threads, Path(tmp) / f"{name}-live")
             print(f"[profile] {name}: {len(nodes)} node events", file=sys.stderr, flush=True)
     machine = report.machine(args.device)
     command = " ".join(["python", "benchmarks/profile_explainer.py", *(argv or sys.argv[1:])])
@@ -111,10 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{TOP} (op type, provider) pairs per model, then all nodes."
         + (CUDA_CAVEAT if args.device == "cuda" else ""), "",
         *report.table(("model", "op type", "provider", "nodes / run", "ms / run", "share"),
-                      rows), ""])
+                      rows), "", *live_section(live)])
     output.write_text(text)
     print(text)
     return 0
+
+
+def live_section(rows: list[list[str]]) -> list[str]:
+    """The liveness table (CPU runs only), with how to read it."""
+    if not rows:
+        return []
+    return ["## Peak of the live intermediate tensors (batch 1, onnxruntime's execution order)",
+            "", "Bytes of node outputs alive at once (weights and inputs not counted; "
+            "allocator slack and in-place reuse not modelled), where in the run the peak "
+            "falls, and the op types holding most of it (MB).", "",
+            *report.table(("model", "graph", "peak MB", "at node", "biggest (MB)"), rows), ""]
 
 
 if __name__ == "__main__":

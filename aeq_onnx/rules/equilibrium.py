@@ -16,6 +16,7 @@ from aeq_onnx.emit import (
     Emitter,
     add_all,
     div_killed_at_zero,
+    mask,
     positive_mask,
     relu,
     sample_max,
@@ -23,6 +24,7 @@ from aeq_onnx.emit import (
     sample_sum,
     sdiv,
     split_signs,
+    zero_after,
 )
 
 WeightKind = Literal["raw", "abs", "pos", "neg"]
@@ -123,14 +125,29 @@ def _ratio(em: Emitter, lin: LinearMap, num: str, m: str) -> str:
     return em.op("Div", [num, den], "quot")
 
 
-def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str) -> str:
-    """``x · convT(sdiv(num, conv(x, |W|)), |W|)``: mass shared in proportion to x·|W|.
+def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str, late: str) -> str:
+    """``x · convT(sdiv(num, conv(x, |W|)), |W|)``: mass shared in proportion to x·|W|
+    (``late``: x again, read by the product; see :func:`_late`).
 
     x ≥ 0 here, so conv(x,|W|) = 0 only where every input of the window has x·|W| = 0, and
     the factor x zeroes whatever such a window sends back: no mask needed (same values).
     """
     ratio = _ratio(em, lin, num, x)
-    return em.op("Mul", [x, lin.bwd(ratio, lin.weight("abs"))], "through_abs")
+    return em.op("Mul", [late, lin.bwd(ratio, lin.weight("abs"))], "through_abs")
+
+
+def _late(em: Emitter, x: str, nonneg: bool) -> tuple[str, str]:
+    """``(px, late)``: ``px = max(x, 0)`` and the tensor that the mask and the C product read.
+
+    For x ≥ 0 that is ``|x| = x`` through a node of our own, emitted before the relevance
+    work so that its index is lower: onnxruntime then runs the R chain first and converts x to
+    its NCHW layout only when the layer is reached, instead of right after the forward pass
+    for every layer at once (ResNet-50: 36 MB per image less at the peak, one pass more).
+    """
+    if not nonneg:
+        px = relu(em, x)
+        return px, px
+    return x, em.op("Abs", [x], "x_late")
 
 
 def _uniform_shift(em: Emitter, c: str, rank: int) -> str:
@@ -139,8 +156,10 @@ def _uniform_shift(em: Emitter, c: str, rank: int) -> str:
     return em.op("Sub", [c, sdiv(em, nonzero, sample_sum(em, nonzero, rank))], "C_shift")
 
 
-def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tuple[str, str]:
-    """``Ap = a·convT(sdiv(P, conv(a,|W|)), |W|)`` and ``Bn`` likewise with ``ā`` and N.
+def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str,
+                     zero: str) -> tuple[str, str]:
+    """``Ap = a·convT(sdiv(P, conv(a,|W|)), |W|)`` and ``Bn`` likewise with ``ā`` and N;
+    ``zero`` (:func:`zero_after` the relevance) schedules the masks after R reaches the layer.
 
     The spec's masks ``1[R>=0]`` / ``1[R<=0]`` change nothing: P vanishes where R < 0 and N
     where R > 0, and sdiv turns a masked denominator into zero anyway. ``conv(ā,|W|)`` is
@@ -148,9 +167,10 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str) -> tup
     in float64) cancels where the inactive inputs hold a small share of a window's |W|; on the
     benchmarks' tiny ResNet it moved the relevance by 3.7e-5 of max |R| (1.7e-3 with a floor
     against the cancellation noise) against 4e-7 for the direct form
-    (tests/rules/test_conv_emission.py, tests/rules/test_conv_transpose.py).
+    (tests/rules/test_conv_emission.py, tests/rules/test_conv_transpose.py). The products
+    with the masks beat one ``Where(a, ·, ·)`` (0.95 vs 1.3 ms on 256x56x56 in onnxruntime).
     """
-    active = positive_mask(em, x)  # 1[x > 0] (Cast(Greater) runs ~5x faster than Sign here)
+    active = mask(em, em.op("Greater", [x, zero], "gt0"))  # Cast(Greater): ~5x faster than Sign
     inactive = em.op("Sub", [em.const(1.0), active], "inactive")
     absw = lin.weight("abs")
     ap = lin.bwd(_ratio(em, lin, p, active), absw)
@@ -167,11 +187,11 @@ def equilibrium(em: Emitter, lin: LinearMap, x: str, r: str, ratio: float,
 
     ``nonneg`` says x ≥ 0 already (a ReLU output), so px = x needs no node.
     """
-    p, n = split_signs(em, r, lin.rank_out)
+    px, late = _late(em, x, nonneg)
+    p, n, total = split_signs(em, r, lin.rank_out)
     weighted = em.op("Add", [em.op("Mul", [p, em.const(float(ratio))], "rP"), n], "rP_plus_N")
-    c = _through_abs(em, lin, x if nonneg else relu(em, x), weighted)
-    c = _uniform_shift(em, c, lin.rank_in)
-    ap, bn = _active_inactive(em, lin, x, p, n)
+    c = _uniform_shift(em, _through_abs(em, lin, px, weighted, late), lin.rank_in)
+    ap, bn = _active_inactive(em, lin, late, p, n, zero_after(em, total))
     return add_all(em, [c, ap, bn], "R_in")
 
 
@@ -180,9 +200,10 @@ def pointwise(em: Emitter, lin: LinearMap, x: str, r: str, nonneg: bool = False)
 
         R_in = px·convT(sdiv(P + N, conv(px,|W|)), |W|) + Ap + Bn
     """
-    p, n = split_signs(em, r, lin.rank_out)
-    c = _through_abs(em, lin, x if nonneg else relu(em, x), em.op("Add", [p, n], "P_plus_N"))
-    ap, bn = _active_inactive(em, lin, x, p, n)
+    px, late = _late(em, x, nonneg)
+    p, n, total = split_signs(em, r, lin.rank_out)
+    c = _through_abs(em, lin, px, em.op("Add", [p, n], "P_plus_N"), late)
+    ap, bn = _active_inactive(em, lin, late, p, n, zero_after(em, total))
     return add_all(em, [c, ap, bn], "R_in")
 
 
@@ -197,7 +218,9 @@ def bounded(em: Emitter, lin: LinearMap, x: str, r: str) -> str:
     on both sides): two products fewer, and Z is a sum of non-negative terms, exactly 0 for a
     constant image instead of float32 cancellation noise.
     """
-    low, high = sample_min(em, x, lin.rank_in), sample_max(em, x, lin.rank_in)
+    zero = zero_after(em, r)  # everything below runs once R is here
+    low = em.op("Add", [sample_min(em, x, lin.rank_in), zero], "low")
+    high = em.op("Add", [sample_max(em, x, lin.rank_in), zero], "high")
     wp, wn = lin.weight("pos"), lin.weight("neg")
     above = em.op("Sub", [x, low], "x_minus_l")
     below = em.op("Sub", [x, high], "x_minus_h")

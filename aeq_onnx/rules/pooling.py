@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import ConvGeometry, Emitter, relu
+from aeq_onnx.emit import ConvGeometry, Emitter, relu, zero_after
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
 from aeq_onnx.rules.registry import register
 
@@ -43,7 +43,8 @@ class _Pool(OpRule):
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         em = ctx.em
-        xp = em.op("Add", [relu(em, node.inputs[0].name), em.const(EPS)], "xp")
+        eps = em.op("Add", [em.const(EPS), zero_after(em, single(rel))], "eps")  # once R is here
+        xp = em.op("Add", [relu(em, node.inputs[0].name), eps], "xp")
         pooled, back = self.pool_and_back(ctx, node, xp)
         ratio = em.op("Div", [single(rel), pooled], "R_over_pool")  # pool(xp) >= 1e-9 > 0
         return {0: em.op("Mul", [xp, back(ratio)], "pool_R_in")}
