@@ -112,6 +112,14 @@ def zero_after(em: Emitter, s: str) -> str:
     return em.op("Cast", [is_nan], "zero_after", to=onnx.TensorProto.FLOAT)
 
 
+def late(em: Emitter, x: str, rank: int) -> str:
+    """``x`` itself through a node of the explainer's own (a Reshape to its own shape, which
+    onnxruntime aliases: no copy). Emitted before the :func:`zero_after` that orders its
+    readers, its lower node index lets that ordering reach x too: onnxruntime then makes its
+    layout copy of x when the reader runs, not right after the forward pass."""
+    return em.op("Reshape", [x, em.ints([0] * rank, "same_shape")], "late")
+
+
 def safe_inverse(em: Emitter, b: str) -> str:
     """``1 / b`` where ``b != 0`` and ``0`` where ``b == 0`` (computed at b's own shape)."""
     zero = em.const(0.0)
@@ -128,7 +136,7 @@ def sdiv(em: Emitter, a: str, b: str) -> str:
     return em.op("Mul", [a, safe_inverse(em, b)], "sdiv")
 
 
-def div_killed_at_zero(em: Emitter, a: str, b: str) -> str:
+def div_killed_at_zero(em: Emitter, a: str, b: str, zero: str | None = None) -> str:
     """``a / b`` with ``b == 0`` replaced by 1: finite everywhere, equal to sdiv where b != 0.
 
     For ratios whose entries at ``b == 0`` only ever reach inputs that the rule multiplies by
@@ -136,7 +144,8 @@ def div_killed_at_zero(em: Emitter, a: str, b: str) -> str:
     input of that window has x = 0), so the result equals the spec's sdiv form exactly while
     saving a full-size Where.
     """
-    is_zero = mask(em, em.op("Equal", [b, em.const(0.0)], "is_zero"))  # Cast + Add: ~2x faster
+    zero = zero or em.const(0.0)  # or a zero_after(...) that orders this division
+    is_zero = mask(em, em.op("Equal", [b, zero], "is_zero"))  # Cast + Add: ~2x faster
     return em.op("Div", [a, em.op("Add", [b, is_zero], "safe_den")], "quot")  # than one Where
 
 

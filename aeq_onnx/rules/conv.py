@@ -86,7 +86,7 @@ def lrp_relevance(ctx: EmitContext, node: gs.Node, lin: ConvMap | ConvTransposeM
     x = node.inputs[0].name
     if variant == "epsilon":
         raw = lin.weight("raw")
-        return lrp.epsilon(ctx.em, x, node.outputs[0].name, r, ctx.method.epsilon,
+        return lrp.epsilon(ctx.em, lin, x, node.outputs[0].name, r, ctx.method.epsilon,
                            lambda s: lin.bwd(s, raw))
     bias = positive_bias(ctx, node, lin.rank_in - 2)
     return lrp.zplus(ctx.em, lin, x, r, bias, ctx.view.is_nonnegative(x))

@@ -16,6 +16,7 @@ from aeq_onnx.emit import (
     Emitter,
     add_all,
     div_killed_at_zero,
+    late,
     mask,
     positive_mask,
     relu,
@@ -125,29 +126,27 @@ def _ratio(em: Emitter, lin: LinearMap, num: str, m: str) -> str:
     return em.op("Div", [num, den], "quot")
 
 
-def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str, late: str) -> str:
+def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str, x_read: str) -> str:
     """``x · convT(sdiv(num, conv(x, |W|)), |W|)``: mass shared in proportion to x·|W|
-    (``late``: x again, read by the product; see :func:`_late`).
+    (``x_read``: x again, read by the product; see :func:`_px_and_copy`).
 
     x ≥ 0 here, so conv(x,|W|) = 0 only where every input of the window has x·|W| = 0, and
     the factor x zeroes whatever such a window sends back: no mask needed (same values).
     """
     ratio = _ratio(em, lin, num, x)
-    return em.op("Mul", [late, lin.bwd(ratio, lin.weight("abs"))], "through_abs")
+    return em.op("Mul", [x_read, lin.bwd(ratio, lin.weight("abs"))], "through_abs")
 
 
-def _late(em: Emitter, x: str, nonneg: bool) -> tuple[str, str]:
-    """``(px, late)``: ``px = max(x, 0)`` and the tensor that the mask and the C product read.
+def _px_and_copy(em: Emitter, x: str, nonneg: bool, rank: int) -> tuple[str, str]:
+    """``(px, copy)``: ``px = max(x, 0)`` and px again through :func:`~aeq_onnx.emit.late`,
+    the tensor that the mask and the C product read (``px > 0`` exactly where ``x > 0``).
 
-    For x ≥ 0 that is ``|x| = x`` through a node of our own, emitted before the relevance
-    work so that its index is lower: onnxruntime then runs the R chain first and converts x to
-    its NCHW layout only when the layer is reached, instead of right after the forward pass
-    for every layer at once (ResNet-50: 36 MB per image less at the peak, one pass more).
+    Without it onnxruntime converts every layer's x to its NCHW layout right after the forward
+    pass and keeps the copies until the backward pass reaches them (ResNet-50: 36 MB per image
+    at the peak).
     """
-    if not nonneg:
-        px = relu(em, x)
-        return px, px
-    return x, em.op("Abs", [x], "x_late")
+    px = x if nonneg else relu(em, x)
+    return px, late(em, px, rank)
 
 
 def _uniform_shift(em: Emitter, c: str, rank: int) -> str:
@@ -187,11 +186,11 @@ def equilibrium(em: Emitter, lin: LinearMap, x: str, r: str, ratio: float,
 
     ``nonneg`` says x ≥ 0 already (a ReLU output), so px = x needs no node.
     """
-    px, late = _late(em, x, nonneg)
+    px, copy = _px_and_copy(em, x, nonneg, lin.rank_in)
     p, n, total = split_signs(em, r, lin.rank_out)
     weighted = em.op("Add", [em.op("Mul", [p, em.const(float(ratio))], "rP"), n], "rP_plus_N")
-    c = _uniform_shift(em, _through_abs(em, lin, px, weighted, late), lin.rank_in)
-    ap, bn = _active_inactive(em, lin, late, p, n, zero_after(em, total))
+    c = _uniform_shift(em, _through_abs(em, lin, px, weighted, copy), lin.rank_in)
+    ap, bn = _active_inactive(em, lin, copy, p, n, zero_after(em, total))
     return add_all(em, [c, ap, bn], "R_in")
 
 
@@ -200,10 +199,10 @@ def pointwise(em: Emitter, lin: LinearMap, x: str, r: str, nonneg: bool = False)
 
         R_in = px·convT(sdiv(P + N, conv(px,|W|)), |W|) + Ap + Bn
     """
-    px, late = _late(em, x, nonneg)
+    px, copy = _px_and_copy(em, x, nonneg, lin.rank_in)
     p, n, total = split_signs(em, r, lin.rank_out)
-    c = _through_abs(em, lin, px, em.op("Add", [p, n], "P_plus_N"), late)
-    ap, bn = _active_inactive(em, lin, late, p, n, zero_after(em, total))
+    c = _through_abs(em, lin, px, em.op("Add", [p, n], "P_plus_N"), copy)
+    ap, bn = _active_inactive(em, lin, copy, p, n, zero_after(em, total))
     return add_all(em, [c, ap, bn], "R_in")
 
 

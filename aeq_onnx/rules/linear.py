@@ -102,8 +102,8 @@ class _Dense(OpRule):
         if variant == "bounded":
             return {0: equilibrium.bounded(ctx.em, lin, x, r)}
         if variant == "epsilon":
-            return {0: lrp.epsilon(ctx.em, x, node.outputs[0].name, r, ctx.method.epsilon,
-                                   lambda s: self.vjp(ctx, node, [s])[0])}
+            return {0: lrp.epsilon(ctx.em, lin, x, node.outputs[0].name, r,
+                                   ctx.method.epsilon, lambda s: self.vjp(ctx, node, [s])[0])}
         return {0: lrp.zplus(ctx.em, lin, x, r, self.positive_bias(ctx, node),
                              ctx.view.is_nonnegative(x))}
 

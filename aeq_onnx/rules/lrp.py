@@ -11,29 +11,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aeq_onnx.emit import Emitter, div_killed_at_zero, neg_part, relu, sdiv
+from aeq_onnx.emit import Emitter, div_killed_at_zero, late, neg_part, relu, sdiv, zero_after
 from aeq_onnx.rules.equilibrium import LinearMap
 
 Back = Callable[[str], str]
 
 
-def stabilise(em: Emitter, z: str, eps: float) -> str:
-    """``z + ε·sign(z)`` with ``sign(0) = +1`` (Zennit's ``stabilize``): never zero for ε > 0."""
-    sign = em.op("Where", [em.op("Less", [z, em.const(0.0)], "z_lt0"), em.const(-1.0),
+def stabilise(em: Emitter, z: str, eps: float, zero: str) -> str:
+    """``z + ε·sign(z)`` with ``sign(0) = +1`` (Zennit's ``stabilize``): never zero for ε > 0;
+    ``zero`` (:func:`~aeq_onnx.emit.zero_after` the relevance) runs it once R is there."""
+    sign = em.op("Where", [em.op("Less", [z, zero], "z_lt0"), em.const(-1.0),
                            em.const(1.0)], "sign0")
     return em.op("Add", [z, em.op("Mul", [sign, em.const(float(eps))], "eps_sign")], "z_stab")
 
 
-def epsilon(em: Emitter, x: str, z: str, r: str, eps: float, back: Back) -> str:
+def epsilon(em: Emitter, lin: LinearMap, x: str, z: str, r: str, eps: float,
+            back: Back) -> str:
     """LRP-ε (Bach et al. 2015; Zennit ``Epsilon``), with the bias inside ``z``::
 
         R_in = x · VJP( R / (z + ε·sign(z)) )      i.e.  R_i = Σ_j x_i w_ij R_j / (z_j ± ε)
 
     ``z`` is the layer's own output (its pre-activation, bias included) and ``back`` the VJP of
-    the layer's linear part. ε = 0 is LRP-0, computed with the zero-safe ``sdiv``.
+    the layer's linear part. ε = 0 is LRP-0, computed with the zero-safe ``sdiv``. x and z are
+    read through :func:`~aeq_onnx.emit.late` copies, so that onnxruntime computes what they
+    alone give when the relevance reaches the layer, not next to the forward pass.
     """
-    ratio = sdiv(em, r, z) if eps == 0 else em.op("Div", [r, stabilise(em, z, eps)], "R_over_z")
-    return em.op("Mul", [x, back(ratio)], "eps_R_in")
+    x_read, z_read = late(em, x, lin.rank_in), late(em, z, lin.rank_out)
+    if eps == 0:
+        ratio = sdiv(em, r, z_read)
+    else:
+        ratio = em.op("Div", [r, stabilise(em, z_read, eps, zero_after(em, r))], "R_over_z")
+    return em.op("Mul", [x_read, back(ratio)], "eps_R_in")
 
 
 def zplus(em: Emitter, lin: LinearMap, x: str, r: str, bias_pos: str | None,
@@ -56,11 +64,13 @@ def zplus(em: Emitter, lin: LinearMap, x: str, r: str, bias_pos: str | None,
     if bias_pos is not None:
         terms.append(bias_pos)
     z = terms[0] if len(terms) == 1 else em.op("Sum", terms, "zplus_z")
-    ratio = div_killed_at_zero(em, r, z)
-    r_in = em.op("Mul", [pos, lin.bwd(ratio, wp)], "zplus_pos")
-    if neg is None:
+    z_read, pos_read = late(em, z, lin.rank_out), late(em, pos, lin.rank_in)  # see epsilon
+    neg_read = None if neg is None else late(em, neg, lin.rank_in)
+    ratio = div_killed_at_zero(em, r, z_read, zero_after(em, r))
+    r_in = em.op("Mul", [pos_read, lin.bwd(ratio, wp)], "zplus_pos")
+    if neg_read is None:
         return r_in
-    r_neg = em.op("Mul", [neg, lin.bwd(ratio, lin.weight("neg"))], "zplus_neg")
+    r_neg = em.op("Mul", [neg_read, lin.bwd(ratio, lin.weight("neg"))], "zplus_neg")
     return em.op("Add", [r_in, r_neg], "zplus_R_in")
 
 
