@@ -8,8 +8,8 @@ sum over that timeline is what a perfect allocator would need at once, beside th
 Allocator slack and in-place reuse are not modelled: compare graphs, not allocators.
 
     from benchmarks import liveness
-    report = liveness.measure(Path("explainer.onnx"), feeds)
-    print(report.peak_bytes, report.top)
+    report = liveness.measure(Path("explainer.onnx"), feeds, work=Path(tmpdir))
+    print(report.peak_bytes, report.position, report.nodes, report.top)
 """
 
 from __future__ import annotations
