@@ -98,15 +98,14 @@ def positive_mask(em: Emitter, x: str) -> str:
 
 
 def zero_after(em: Emitter, s: str) -> str:
-    """A scalar ``+0.0`` computed from ``s`` (any tensor without NaN).
+    """A scalar ``+0.0`` computed from ``s`` (any tensor without NaN): ONNX has no control
+    edges, this value-neutral data edge orders the work that uses it after ``s``.
 
-    ONNX has no control edges: this value-neutral data edge orders the work that uses it after
-    ``s``. onnxruntime's default order runs each node's highest-index input first and its own
-    layout nodes get the highest indices, so a layer's masks and mask products, which need only
-    the forward pass, would all run right after it and stay alive until the backward pass
-    reaches their layer (ResNet-50: peak live tensors 154 -> 83 MB per image with this edge).
-    A scalar, not ``[N, 1, 1, 1]``: onnxruntime compares with a scalar on its fast path.
-    """
+    onnxruntime's default order runs each node's highest-index input first and its own layout
+    nodes get the highest indices, so a layer's masks and mask products, which need only the
+    forward pass, would all run right after it and stay alive until the backward pass reaches
+    their layer (ResNet-50: peak live tensors 154 -> 83 MB per image with this edge). A scalar:
+    onnxruntime compares with one on its fast path."""
     least = em.op("ReduceMin", [s], "after_min", keepdims=0)  # a sum could be inf - inf
     is_nan = em.op("IsNaN", [least], "is_nan")
     return em.op("Cast", [is_nan], "zero_after", to=onnx.TensorProto.FLOAT)
@@ -120,20 +119,20 @@ def late(em: Emitter, x: str, rank: int) -> str:
     return em.op("Reshape", [x, em.ints([0] * rank, "same_shape")], "late")
 
 
-def safe_inverse(em: Emitter, b: str) -> str:
-    """``1 / b`` where ``b != 0`` and ``0`` where ``b == 0`` (computed at b's own shape)."""
-    zero = em.const(0.0)
+def safe_inverse(em: Emitter, b: str, zero: str | None = None) -> str:
+    """``1 / b`` where ``b != 0``, else 0 (at b's shape); ``zero``: a :func:`zero_after`."""
+    zero = zero or em.const(0.0)
     is_zero = em.op("Equal", [b, zero], "is_zero")
     inverse = em.op("Reciprocal", [em.op("Where", [is_zero, em.const(1.0), b], "safe_den")])
     return em.op("Where", [is_zero, zero, inverse], "safe_inverse")
 
 
-def sdiv(em: Emitter, a: str, b: str) -> str:
+def sdiv(em: Emitter, a: str, b: str, zero: str | None = None) -> str:
     """``a / b`` where ``b != 0`` and ``0`` where ``b == 0``: never NaN or Inf (spec notation).
 
     Written ``a · safe_inverse(b)`` so that a per-sample denominator costs one full-size Mul.
     """
-    return em.op("Mul", [a, safe_inverse(em, b)], "sdiv")
+    return em.op("Mul", [a, safe_inverse(em, b, zero)], "sdiv")
 
 
 def div_killed_at_zero(em: Emitter, a: str, b: str, zero: str | None = None) -> str:

@@ -37,10 +37,11 @@ def epsilon(em: Emitter, lin: LinearMap, x: str, z: str, r: str, eps: float,
     alone give when the relevance reaches the layer, not next to the forward pass.
     """
     x_read, z_read = late(em, x, lin.rank_in), late(em, z, lin.rank_out)
+    zero = zero_after(em, r)
     if eps == 0:
-        ratio = sdiv(em, r, z_read)
+        ratio = sdiv(em, r, z_read, zero)
     else:
-        ratio = em.op("Div", [r, stabilise(em, z_read, eps, zero_after(em, r))], "R_over_z")
+        ratio = em.op("Div", [r, stabilise(em, z_read, eps, zero)], "R_over_z")
     return em.op("Mul", [x_read, back(ratio)], "eps_R_in")
 
 
