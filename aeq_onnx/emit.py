@@ -92,9 +92,9 @@ def mask(em: Emitter, cond: str) -> str:
     return em.op("Cast", [cond], "mask", to=onnx.TensorProto.FLOAT)
 
 
-def positive_mask(em: Emitter, x: str) -> str:
-    """``1[x > 0]`` as float32."""
-    return mask(em, em.op("Greater", [x, em.const(0.0)], "gt0"))
+def positive_mask(em: Emitter, x: str, zero: str | None = None) -> str:
+    """``1[x > 0]`` as float32 (``zero``: a :func:`zero_after` that orders it)."""
+    return mask(em, em.op("Greater", [x, zero or em.const(0.0)], "gt0"))
 
 
 def zero_after(em: Emitter, s: str) -> str:

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -35,23 +36,34 @@ class Liveness:
     top: list[tuple[str, int]]
 
 
-def run_profiled(model: Path, feeds: Mapping[str, np.ndarray], work: Path, threads: int = 2,
-                 ) -> tuple[list[tuple[str, int]], onnx.GraphProto]:
-    """``(node name, output bytes)`` in execution order for one run, and the optimized graph."""
+def profiling_options(work: Path, threads: int) -> ort.SessionOptions:
+    """make_session's CPU settings (threads, memory pattern off) with the profiler writing
+    under ``work``."""
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.enable_mem_pattern = False
     options.enable_profiling = True
-    options.profile_file_prefix = str(work / "liveness")
+    options.profile_file_prefix = str(work / "profile")
+    options.log_severity_level = 3  # an optimized file with NCHWc nodes warns: expected
+    return options
+
+
+def kernel_events(session: ort.InferenceSession) -> list[dict[str, Any]]:
+    """The profiler's node events of ``session`` so far, in execution order (ends profiling)."""
+    events = json.loads(Path(session.end_profiling()).read_text())
+    return sorted((e for e in events if e.get("cat") == "Node"
+                   and e["name"].endswith("_kernel_time")), key=lambda e: e["ts"])
+
+
+def run_profiled(model: Path, feeds: Mapping[str, np.ndarray], work: Path, threads: int = 2,
+                 ) -> tuple[list[tuple[str, int]], onnx.GraphProto]:
+    """``(node name, output bytes)`` in execution order for one run, and the optimized graph."""
+    options = profiling_options(work, threads)
     options.optimized_model_filepath = str(work / "optimized.onnx")
-    options.log_severity_level = 3  # the optimized file holds NCHWc nodes: a warning, expected
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     session.run(None, dict(feeds))
-    events = json.loads(Path(session.end_profiling()).read_text())
-    kernels = sorted((e for e in events if e.get("cat") == "Node"
-                      and e["name"].endswith("_kernel_time")), key=lambda e: e["ts"])
     order = [(e["name"].removesuffix("_kernel_time"), int(e["args"].get("output_size", 0)))
-             for e in kernels]
+             for e in kernel_events(session)]
     graph = onnx.load(str(work / "optimized.onnx"), load_external_data=False).graph
     return order, graph
 

@@ -17,14 +17,12 @@ reports the peak of the live intermediate tensors in onnxruntime's execution ord
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +31,7 @@ if str(ROOT) not in sys.path:
 
 from aeq_onnx.compiler import compile_explainer  # noqa: E402
 from aeq_onnx.runtime import Device, providers_for  # noqa: E402
-from benchmarks import liveness, models, report  # noqa: E402
+from benchmarks import liveness, models, report, workers  # noqa: E402
 
 OUTPUT = {"cpu": ROOT / "benchmarks" / "PROFILE.md",
           "cuda": ROOT / "benchmarks" / "PROFILE_CUDA.md"}
@@ -46,19 +44,12 @@ CUDA_CAVEAT = (" On CUDA a node's time is what the host spent on it (kernel laun
 def profile(path: Path, device: Device, size: int, runs: int, threads: int, work: Path,
             ) -> list[dict[str, Any]]:
     """The profiler's node events of ``runs`` explainer runs (batch 1) after one warm-up."""
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    options.profile_file_prefix = str(work / "profile")
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.enable_mem_pattern = False
-    options.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), options, providers=providers_for(device))
-    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
-    feeds = {"input": x, "target": np.full(1, -1, np.int64)}
+    sess = ort.InferenceSession(str(path), liveness.profiling_options(work, threads),
+                                providers=providers_for(device))
+    inputs = workers.feeds(1, size, explainer=True)
     for _ in range(runs + 1):
-        sess.run(None, feeds)
-    events = json.loads(Path(sess.end_profiling()).read_text())
-    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+        sess.run(None, inputs)
+    nodes = liveness.kernel_events(sess)
     first_run = len(nodes) // (runs + 1)
     return nodes[first_run:]  # the first run is the warm-up (cuDNN's algorithm search)
 
@@ -85,14 +76,12 @@ def summary(name: str, nodes: list[dict[str, Any]], runs: int) -> list[list[str]
 def live_rows(name: str, paths: dict[str, Path], size: int, threads: int, work: Path,
               ) -> list[list[str]]:
     """Liveness peak (batch 1) of the forward model and of its explainer."""
-    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
     rows = []
     for label, path in paths.items():
-        feeds = {"input": x} | ({"target": np.full(1, -1, np.int64)} if label != "forward"
-                                else {})
+        inputs = workers.feeds(1, size, explainer=label != "forward")
         (work / label).mkdir(parents=True)
-        live = liveness.measure(path, feeds, work / label, threads)
-        biggest = ", ".join(f"{op} {size / 1e6:.1f}" for op, size in live.top[:3])
+        live = liveness.measure(path, inputs, work / label, threads)
+        biggest = ", ".join(f"{op} {nbytes / 1e6:.1f}" for op, nbytes in live.top[:3])
         rows.append([report.TITLES.get(name, name), label, f"{live.peak_bytes / 1e6:.1f}",
                      f"{live.position} of {live.nodes}", biggest])
     return rows

@@ -17,7 +17,6 @@ from aeq_onnx.emit import (
     add_all,
     div_killed_at_zero,
     late,
-    mask,
     positive_mask,
     relu,
     sample_max,
@@ -169,7 +168,7 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str,
     (tests/rules/test_conv_emission.py, tests/rules/test_conv_transpose.py). The products
     with the masks beat one ``Where(a, ·, ·)`` (0.95 vs 1.3 ms on 256x56x56 in onnxruntime).
     """
-    active = mask(em, em.op("Greater", [x, zero], "gt0"))  # Cast(Greater): ~5x faster than Sign
+    active = positive_mask(em, x, zero)  # Cast(Greater): ~5x faster than Sign
     inactive = em.op("Sub", [em.const(1.0), active], "inactive")
     absw = lin.weight("abs")
     ap = lin.bwd(_ratio(em, lin, p, active), absw)
