@@ -130,11 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="aeq-floor-") as tmp:
         rows = [r for name in args.models for r in measure(name, args, Path(tmp))]
-    command = " ".join(["python", "benchmarks/floor.py", *(argv or sys.argv[1:])])
     text = "\n".join([
-        "# The convolution floor of the AE explainer (onnxruntime CPU profiler)", "",
-        f"- Date: {report.now()}", f"- Command: `{command}`", f"- Machine: {report.machine()}",
-        f"- Versions: {report.versions()}",
+        *report.header("The convolution floor of the AE explainer (onnxruntime CPU profiler)",
+                       "floor.py", argv),
         f"- Kernel times per image, medians of {args.rounds} rounds (forward session, then "
         f"explainer session, fresh each round), each {args.runs} profiled runs after one "
         "warm-up; input side "

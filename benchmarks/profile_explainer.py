@@ -111,12 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                 live += live_rows(name, {"forward": source, "explainer": explainer},
                                   args.size, args.threads, Path(tmp) / f"{name}-live")
             print(f"[profile] {name}: {len(nodes)} node events", file=sys.stderr, flush=True)
-    machine = report.machine(args.device)
-    command = " ".join(["python", "benchmarks/profile_explainer.py", *(argv or sys.argv[1:])])
     text = "\n".join([
-        "# Where the explainer's time goes (onnxruntime profiler)", "",
-        f"- Date: {report.now()}", f"- Command: `{command}`", f"- Machine: {machine}",
-        f"- Versions: {report.versions()}",
+        *report.header("Where the explainer's time goes (onnxruntime profiler)",
+                       "profile_explainer.py", argv, args.device),
         f"- {args.device.upper()}, batch 1, {args.size} px, {args.threads} threads; node "
         f"kernel times summed over {args.runs} runs after one warm-up, per run; the top "
         f"{TOP} (op type, provider) pairs per model, then all nodes."

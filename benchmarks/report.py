@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -288,3 +289,10 @@ def gpu() -> str:
 
 def now() -> str:
     return datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def header(title: str, script: str, argv: list[str] | None, device: str = "cpu") -> list[str]:
+    """A results file's title and its Date, Command, Machine and Versions lines."""
+    command = " ".join(["python", f"benchmarks/{script}", *(argv or sys.argv[1:])])
+    return [f"# {title}", "", f"- Date: {now()}", f"- Command: `{command}`",
+            f"- Machine: {machine(device)}", f"- Versions: {versions()}"]
