@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import ConvGeometry, Emitter
+from aeq_onnx.emit import Emitter
+from aeq_onnx.geometry import ConvGeometry
 from aeq_onnx.graph import GraphView
 from aeq_onnx.methods import Method
 
