@@ -102,7 +102,8 @@ def bench_batches(r: ModelResult, model: Path, explainer: Path, args: argparse.N
     """onnxruntime forward vs explainer: latency (one process) and RSS (one process each)."""
     for batch in args.batches:
         common = [batch, r.size, args.threads]
-        pair = run_worker("pair", model, explainer, *common, args.warmup, args.repeats)
+        pair = run_worker("pair", model, explainer, *common, args.warmup, args.repeats,
+                          args.pair_rounds)
         fwd = run_worker("session", model, "forward", *common)
         exp = run_worker("session", explainer, "explainer", *common)
         r.batches.append(BatchRow(batch, pair["forward_ms"], pair["explainer_ms"],
@@ -114,8 +115,9 @@ def bench_batches(r: ModelResult, model: Path, explainer: Path, args: argparse.N
             log(f"{r.name} b{batch}: CUDA graph pair FAILED: {pair['graph_error']}")
     b1 = r.batch(1)
     if b1:
-        r.methods += [MethodRow("ort_forward", b1.forward_ms, 2 * args.repeats, b1.forward_rss),
-                      MethodRow("explainer", b1.explainer_ms, args.repeats, b1.explainer_rss)]
+        runs = args.pair_rounds * args.repeats
+        r.methods += [MethodRow("ort_forward", b1.forward_ms, runs, b1.forward_rss),
+                      MethodRow("explainer", b1.explainer_ms, runs, b1.explainer_rss)]
 
 
 def torch_methods(groups: set[str]) -> list[str]:
@@ -249,8 +251,9 @@ def header(args: argparse.Namespace, command: str, load: Load) -> list[str]:
         "beforehand; the others pick it inside the timed call)",
         f"- Latency: median of {args.repeats} timed run(s) after {args.warmup} warm-up(s); "
         "AE by autograd, IntegratedGradients and RISE: at most 1 warm-up + 3 runs. The "
-        "forward/explainer pair is timed in one process (forward block, explainer block, "
-        "forward block; drift = 2nd/1st forward block). "
+        f"forward/explainer pair is timed in one process, in {args.pair_rounds} interleaved "
+        "rounds of a forward block and an explainer block (medians over all their runs; "
+        "drift = last/first forward block). "
         + (CUDA_MEMORY if cuda else CPU_MEMORY) + " Compile: "
         "`compile_explainer(path)` wall time, file load included.",
         "- Relevance vs explainer: max |R_torch_ae − R_explainer| / max |R_explainer| on the "
@@ -300,6 +303,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     p.add_argument("--repeats", type=int, default=5, help="timed runs (median)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    p.add_argument("--pair-rounds", type=int, default=3,
+                   help="interleaved forward/explainer rounds of the latency pair")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime and torch threads")
     p.add_argument("--size", type=int, default=None, help="input side (default 224)")
     p.add_argument("--rise-masks", type=int, default=500, help="RISE masks actually run")

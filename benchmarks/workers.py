@@ -176,18 +176,23 @@ def runner(sess: Any, inputs: dict[str, Any]) -> Callable[[], Any]:
 
 
 def worker_pair(model: str, explainer: str, batch: str, size: str, threads: str, warmup: str,
-                repeats: str) -> dict[str, Any]:
-    """Median latencies of the forward and the explainer in one process: a forward block, an
-    explainer block, a second forward block (each warmed up), so both see the same machine
-    and the drift between the forward blocks is shown."""
+                repeats: str, rounds: str = "3") -> dict[str, Any]:
+    """Median latencies of the forward and the explainer in one process, over ``rounds``
+    interleaved rounds of a forward block and an explainer block (each warmed up): a slow
+    spell of the machine falls on both, and one bad block moves neither median much. The
+    drift is the last forward block's median over the first's."""
     b, s, w, r = int(batch), int(size), int(warmup), int(repeats)
     runs = [(session(model, int(threads)), feeds(b, s, False)),
             (session(explainer, int(threads)), feeds(b, s, True))]
-    blocks = [timed(runner(*runs[k]), w, r) for k in (0, 1, 0)]
+    blocks: tuple[list[list[float]], list[list[float]]] = ([], [])
+    for _ in range(int(rounds)):
+        for k in (0, 1):
+            blocks[k].append(timed(runner(*runs[k]), w, r))
+    forward, explained = blocks
     result: dict[str, Any] = {
-        "forward_ms": 1e3 * statistics.median(blocks[0] + blocks[2]),
-        "explainer_ms": 1e3 * statistics.median(blocks[1]),
-        "forward_drift": statistics.median(blocks[2]) / statistics.median(blocks[0])}
+        "forward_ms": 1e3 * statistics.median(t for block in forward for t in block),
+        "explainer_ms": 1e3 * statistics.median(t for block in explained for t in block),
+        "forward_drift": statistics.median(forward[-1]) / statistics.median(forward[0])}
     if device() == "cuda":
         del runs
         try:
