@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -74,13 +73,8 @@ def split(events: Sequence[dict[str, Any]], runs: int, batch: int) -> Split:
 def profiled(path: Path, explainer: bool, batch: int, size: int, threads: int, runs: int,
              work: Path) -> Split:
     """Kernel times of ``runs`` runs of a fresh session after one warm-up."""
-    sess = ort.InferenceSession(str(path), liveness.profiling_options(work, threads),
-                                providers=["CPUExecutionProvider"])
     inputs = workers.feeds(batch, size, explainer)
-    for _ in range(runs + 1):
-        sess.run(None, inputs)
-    events = liveness.kernel_events(sess)
-    return split(events[len(events) // (runs + 1):], runs, batch)
+    return split(liveness.profiled_runs(path, inputs, runs, threads, work), runs, batch)
 
 
 def row(name: str, threads: int, batch: int, pairs: list[tuple[Split, Split]],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,9 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+#: onnxruntime execution providers, each a name or (name, options).
+Providers = Sequence[str | tuple[str, dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,19 @@ def kernel_events(session: ort.InferenceSession) -> list[dict[str, Any]]:
     events = json.loads(Path(session.end_profiling()).read_text())
     return sorted((e for e in events if e.get("cat") == "Node"
                    and e["name"].endswith("_kernel_time")), key=lambda e: e["ts"])
+
+
+def profiled_runs(model: Path, feeds: Mapping[str, np.ndarray], runs: int, threads: int,
+                  work: Path, providers: Providers = ("CPUExecutionProvider",),
+                  ) -> list[dict[str, Any]]:
+    """The kernel events of ``runs`` runs of a fresh profiling session, after one warm-up run
+    (whose events are dropped: on CUDA it holds cuDNN's algorithm search)."""
+    session = ort.InferenceSession(str(model), profiling_options(work, threads),
+                                   providers=list(providers))
+    for _ in range(runs + 1):
+        session.run(None, dict(feeds))
+    events = kernel_events(session)
+    return events[len(events) // (runs + 1):]
 
 
 def run_profiled(model: Path, feeds: Mapping[str, np.ndarray], work: Path, threads: int = 2,

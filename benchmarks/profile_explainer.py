@@ -23,8 +23,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -44,14 +42,8 @@ CUDA_CAVEAT = (" On CUDA a node's time is what the host spent on it (kernel laun
 def profile(path: Path, device: Device, size: int, runs: int, threads: int, work: Path,
             ) -> list[dict[str, Any]]:
     """The profiler's node events of ``runs`` explainer runs (batch 1) after one warm-up."""
-    sess = ort.InferenceSession(str(path), liveness.profiling_options(work, threads),
-                                providers=providers_for(device))
-    inputs = workers.feeds(1, size, explainer=True)
-    for _ in range(runs + 1):
-        sess.run(None, inputs)
-    nodes = liveness.kernel_events(sess)
-    first_run = len(nodes) // (runs + 1)
-    return nodes[first_run:]  # the first run is the warm-up (cuDNN's algorithm search)
+    return liveness.profiled_runs(path, workers.feeds(1, size, explainer=True), runs, threads,
+                                  work, providers_for(device))
 
 
 def summary(name: str, nodes: list[dict[str, Any]], runs: int) -> list[list[str]]:
