@@ -68,7 +68,6 @@ class ConvGeometry:
         attrs["output_padding"] = out_pad
         return attrs
 
-
     def transpose_as_conv_attrs(self) -> dict[str, object] | None:
         """Attributes of a Conv that equals this geometry's transposed convolution when applied
         with :func:`flip_transpose` weights (stride 1 only; None otherwise).

@@ -1,6 +1,6 @@
 """The explainer's schedule in onnxruntime: work that needs only the forward pass (masks, mask
 products, layout copies of the activations) runs when the backward pass reaches its layer, so
-peak memory follows the largest layer, not the depth (``zero_after`` and ``_late`` in the
+peak memory follows the largest layer, not the depth (``emit.zero_after`` and ``emit.late`` in the
 rules; measured with ``benchmarks/liveness.py``)."""
 
 from __future__ import annotations
