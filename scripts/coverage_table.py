@@ -215,8 +215,8 @@ def markdown(results: Sequence[CaseResult]) -> str:
     """The results as a markdown table (one row per case) with a short legend."""
     lines = [
         "| architecture | exporter | opset | input | result | logits Δ / max \\|logit\\| | "
-        "relevance Δ / max \\|R\\| | compile s | session s | explain s | detail |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "relevance Δ / max \\|R\\| | detail |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         mark = "✅ pass" if r.ok else f"❌ {r.status}"
@@ -226,11 +226,20 @@ def markdown(results: Sequence[CaseResult]) -> str:
             detail = detail[:157] + "..."
         lines.append(
             f"| {r.arch} | {r.exporter} | {r.opset} | {r.size}² | {mark} | {_fmt(r.logits_err)} | "
-            f"{_fmt(r.relevance_err)} | {r.times.get('compile', '–')} | "
-            f"{r.times.get('session', '–')} | "
-            f"{r.times.get('explain', '–')} | {detail} |"
+            f"{_fmt(r.relevance_err)} | {detail} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def parse_results(text: str) -> dict[tuple[str, str, int], bool]:
+    """``{(arch, exporter, opset): passed}`` for every row of a table written by
+    :func:`markdown` (tests use it to hold ``docs/coverage.md`` to what the code does)."""
+    found = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) >= 5 and cells[2].isdigit():
+            found[(cells[0], cells[1], int(cells[2]))] = cells[4] == "✅ pass"
+    return found
 
 
 def document(results: Sequence[CaseResult]) -> str:
@@ -250,7 +259,10 @@ def document(results: Sequence[CaseResult]) -> str:
         f"{RELEVANCE_TOL:g}·max|R| (Inception-v3 and VGG-16: "
         f"{RELEVANCE_TOL_BY_ARCH['inception_v3']:g}, their float32 conditioning) of the "
         "independent torch reference (`tests/reference/ae_torch.py`, float64) on the same ONNX "
-        "file. Times are seconds on 2 shared CPU cores (session: onnxruntime session creation).\n\n"
+        "file. The whole matrix is rewritten by one full run (a partial run with `--arch`, "
+        "`--exporter`, `--opset` or `--quick` prints its rows and writes only to an explicit "
+        "`--out`), and the model tests of `make test` fail when a row here disagrees with their "
+        "own outcome (`tests/models/common.py`). Compile times: `benchmarks/COMPILE.md`.\n\n"
         f"torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime "
         f"{onnxruntime.__version__}, Python {platform.python_version()}.\n\n"
         + markdown(results)
@@ -268,9 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="opset (repeatable; default: every opset in OPSETS)")
     parser.add_argument("--quick", action="store_true",
                         help="only each exporter's default opset (torchscript 17, dynamo 18)")
-    parser.add_argument("--out", type=Path, default=DOC, help=f"markdown file (default {DOC})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"markdown file (default {DOC}, for the full matrix only)")
     parser.add_argument("--no-write", action="store_true", help="print only, write no file")
     args = parser.parse_args(argv)
+    partial = bool(args.arch or args.exporter or args.opset or args.quick)
+    out = args.out or (None if partial or args.no_write else DOC)
+    if partial and args.out is None and not args.no_write:
+        print(f"a partial matrix is not written to {DOC} (it would leave other rows stale); "
+              "printing only (give --out FILE to write it elsewhere)", file=sys.stderr)
     matrix = cases(args.arch or ARCHS, args.exporter or tvm.EXPORTERS, args.opset, args.quick)
     results = []
     for arch, exporter, opset in matrix:
@@ -279,12 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{arch}-{exporter}-op{opset}: {res.status} ({time.perf_counter() - start:.1f} s)"
               f"{' ' + res.error if res.error else ''}", file=sys.stderr, flush=True)
         results.append(res)
-        if not args.no_write:  # rewritten after every case: a long run leaves partial results
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(document(results), encoding="utf-8")
     print(markdown(results))
-    if not args.no_write:
-        print(f"wrote {args.out}", file=sys.stderr)
+    if out is not None:  # written once, at the end: an interrupted run leaves the old file
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(document(results), encoding="utf-8")
+        print(f"wrote {out}", file=sys.stderr)
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -138,6 +138,7 @@ def test_architecture(request: pytest.FixtureRequest, record_property: RecordPro
         worst = max(worst, err)
         np.testing.assert_allclose(result.relevance[i], ref["R"][i], rtol=0,
                                    atol=tolerance * scale)
+    common.assert_coverage_doc_agrees((arch, exporter, opset))
     common.report(request, f"\n[{arch}-{exporter}-op{opset}] {size}px: compile {compile_s:.1f} s, "
                     f"session+explain {explain_s:.1f} s, reference {reference_s:.1f} s; "
                     f"logits max |Δ| / max |logit| "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -51,3 +53,36 @@ def test_markdown_has_one_row_per_case_and_escapes_pipes() -> None:
     assert "UnsupportedOpError" not in lines[3]
     columns = [line.count("|") - line.count("\\|") for line in lines]
     assert len(set(columns)) == 1, columns
+
+
+def test_parse_results_reads_back_what_markdown_writes() -> None:
+    ok = ct.CaseResult("vgg16", "dynamo", 18, 224, status="pass", logits_err=1e-7,
+                       relevance_err=2e-7)
+    bad = ct.CaseResult("alexnet", "torchscript", 11, 224, status="reference error",
+                        error="NotImplementedError: x | y")
+    assert ct.parse_results(ct.document([ok, bad])) == {
+        ("vgg16", "dynamo", 18): True, ("alexnet", "torchscript", 11): False}
+
+
+def test_coverage_doc_is_one_full_run() -> None:
+    """docs/coverage.md holds exactly the full matrix (a partial run cannot overwrite it)."""
+    rows = ct.parse_results(ct.DOC.read_text(encoding="utf-8"))
+    assert sorted(rows) == sorted(ct.cases(ct.ARCHS, tvm.EXPORTERS, None, quick=False))
+
+
+def test_partial_run_does_not_write_the_doc(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    ran: list[tuple[str, str, int]] = []
+
+    def fake(arch: str, exporter: str, opset: int) -> ct.CaseResult:
+        ran.append((arch, exporter, opset))
+        return ct.CaseResult(arch, exporter, opset, 64, status="pass", logits_err=0.0,
+                             relevance_err=0.0)
+
+    monkeypatch.setattr(ct, "run_case", fake)
+    monkeypatch.setattr(ct, "DOC", tmp_path / "coverage.md")
+    assert ct.main(["--arch", "alexnet", "--exporter", "dynamo"]) == 0
+    assert ran == [("alexnet", "dynamo", 18)] and not (tmp_path / "coverage.md").exists()
+    assert ct.main(["--arch", "alexnet", "--exporter", "dynamo", "--out",
+                    str(tmp_path / "part.md")]) == 0
+    assert (tmp_path / "part.md").exists()

@@ -143,3 +143,4 @@ def test_relevance_matches_reference(case: Case, record_property: RecordProperty
         scale = float(np.abs(ref["R"][i]).max())
         error = float(np.abs(case.result.relevance[i] - ref["R"][i]).max()) / scale
         assert error <= tolerance, f"image {i}: {error:.2e} of max |R|"
+    common.assert_coverage_doc_agrees(case.coverage)
