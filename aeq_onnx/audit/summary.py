@@ -34,7 +34,14 @@ def mean(values: Sequence[float | None]) -> float | None:
     """``fsum(v) / n`` over the values that are not None (None when there are none): exactly
     the same float for the same values in any order."""
     kept = [float(v) for v in values if v is not None]
-    return math.fsum(kept) / len(kept) if kept else None
+    if not kept:
+        return None
+    try:
+        return math.fsum(kept) / len(kept)
+    except OverflowError:  # finite values whose sum leaves the float range
+        return math.fsum(v / len(kept) for v in kept)
+    except ValueError:  # inf and -inf
+        return math.nan
 
 
 def table(rows: Sequence[Row], sanity: Sequence[Row], methods: Sequence[str],

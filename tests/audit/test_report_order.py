@@ -146,3 +146,13 @@ def test_parquet_bytes_do_not_depend_on_row_order(audited: tuple[AuditRun, Audit
     parts = {write_parquet(shuffled(run, seed).rows, tmp_path / f"p{seed}").joinpath(
         "part-00000.parquet").read_bytes() for seed in range(SHUFFLES)}
     assert len(parts) == 1
+
+
+def test_means_of_extreme_values_do_not_raise() -> None:
+    big, inf = 1.5e308, math.inf
+    assert summary.mean([big, big, None]) == big
+    assert summary.mean([big, -big, big]) == summary.mean([big, big, -big]) == big / 3
+    assert summary.mean([inf, 1.0]) == inf
+    assert math.isnan(summary.mean([inf, -inf]) or 0.0)
+    assert math.isnan(summary.mean([math.nan, 1.0]) or 0.0)
+    assert summary.mean([None]) is None
