@@ -146,3 +146,38 @@ def test_a_csv_manifest_gives_cases_with_boxes(data: dict[str, Path],
     rows = [json.loads(line) for line in (data["root"] / "m" / "results.jsonl").open()]
     assert len(rows) == 3 and {r["target"] for r in rows} == {1}
     assert all(r["pointing"] is not None for r in rows)
+
+
+def images_in(page: str) -> dict[str, np.ndarray]:
+    """The embedded PNGs of the examples table by alt text, decoded to arrays."""
+    import base64
+    import io
+    import re
+
+    found = re.findall(r'<img class="(photo|overlay|heat)" width="\d+" '
+                       r'src="data:image/png;base64,([^"]+)" alt="([^"]+)">', page)
+    return {alt: np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+            for _, data, alt in found}
+
+
+def test_html_examples_show_the_photo_and_each_methods_overlay_beside_its_heatmap(
+        data: dict[str, Path]) -> None:
+    from aeq_onnx.audit.report import scaled
+    from aeq_onnx.imaging import colorize
+
+    result = run(data, methods="ae,gradcam")
+    images = images_in(result.report["html"].read_text())
+    rows = {(r["case"], r["method"]): r for r in result.run.rows}
+    assert len(images) == 4 * (1 + 2 * 2)  # 4 examples: photo, then overlay + heatmap twice
+    for k in range(4):  # the first four cases by key
+        photo = np.asarray(Image.open(data["img"] / f"im{k}.png").convert("RGB"))
+        assert np.array_equal(images[f"photo im{k}"], photo)  # unit preset: no resize at 8 px
+        grey = np.asarray(Image.fromarray(photo).convert("L"), np.float64)[:, :, None]
+        for method in ("ae", "gradcam"):
+            shown = scaled(np.load(data["root"] / "out" / rows[f"im{k}", method]["heatmap"]))
+            assert np.abs(shown).max() == 1.0  # something to see: the overlay is not the photo
+            color = colorize(shown)
+            weight = 0.85 * np.abs(shown)[:, :, None]  # the overlay: heatmap over grey photo
+            want = grey * (1 - weight) + color * weight
+            assert np.abs(images[f"im{k}: {method} overlay"] - want).max() <= 0.5 + 1e-9
+            assert np.array_equal(images[f"im{k}: {method} heatmap"], color)

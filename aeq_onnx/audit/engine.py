@@ -21,7 +21,7 @@ from aeq_onnx.audit.forward import Forward, to_nchw
 from aeq_onnx.audit.methods import MethodSpec
 from aeq_onnx.audit.runners import Runner, make_runner
 from aeq_onnx.audit.scoring import CurveSettings, curves, localisation
-from aeq_onnx.audit.store import ResultStore, Row
+from aeq_onnx.audit.store import ResultStore, Row, canonical
 from aeq_onnx.errors import AeqError
 from aeq_onnx.presets import InputSpec, Preset
 from aeq_onnx.runtime import Device
@@ -170,15 +170,18 @@ def run_audit(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case],
 
 def finish(model: onnx.ModelProto, cases: Sequence[Case], config: AuditConfig, worker: Worker,
            store: ResultStore) -> AuditRun:
-    """Collect this audit's rows from the store and run the sanity check if asked."""
-    run = AuditRun(failures=list(worker.failures), methods=list(worker.runners))
+    """Collect this audit's rows from the store and run the sanity check if asked. Rows and
+    sanity rows in canonical order, failures sorted and once each: the same run whatever order
+    the cases completed in (engines, worker counts, resumed runs)."""
+    run = AuditRun(failures=sorted(set(worker.failures)), methods=list(worker.runners))
     keys = {c.key for c in cases}
-    run.rows = [r for r in store.rows.values()
-                if r["case"] in keys and r["method"] in worker.runners]
+    run.rows = canonical(r for r in store.rows.values()
+                         if r["case"] in keys and r["method"] in worker.runners)
     if config.sanity_cases > 0 and worker.runners:
         from aeq_onnx.audit.sanity import run_sanity
 
-        run.sanity = run_sanity(model, cases, worker.runners, worker.forward, config, run)
+        run.sanity = canonical(run_sanity(model, cases, worker.runners, worker.forward, config,
+                                          run))
     return run
 
 

@@ -35,7 +35,7 @@ import onnx
 
 from aeq_onnx.audit.cases import Case
 from aeq_onnx.audit.engine import AuditConfig, AuditRun, Worker, finish
-from aeq_onnx.audit.store import ResultStore, Row
+from aeq_onnx.audit.store import ResultStore, Row, canonical
 from aeq_onnx.errors import InputError
 
 if TYPE_CHECKING:
@@ -275,10 +275,10 @@ def run_audit_ray(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case]
 
 
 def parquet_records(rows: Sequence[Row]) -> list[dict[str, Any]]:
-    """One flat record per (image, method): identity, one column per metric, curves as JSON."""
+    """One flat record per (image, method), canonical order: identity, metrics, curves (JSON)."""
     metrics = sorted({k for r in rows for k in r if k not in IDENTITY and k != "curves"})
     records = []
-    for row in sorted(rows, key=lambda r: (str(r["case"]), str(r["method"]))):
+    for row in canonical(rows):
         records.append({**{k: row.get(k) for k in IDENTITY},
                         **{k: None if row.get(k) is None else float(row[k]) for k in metrics},
                         "curves": json.dumps(row.get("curves", {}), sort_keys=True)})

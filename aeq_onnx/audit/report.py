@@ -1,5 +1,12 @@
-"""``report.json``, ``report.md`` and a self-contained ``report.html`` (tables, example heatmaps
-per method as embedded PNGs, mean insertion/deletion and sanity curves as inline SVG)."""
+"""``report.json``, ``report.md`` and a self-contained ``report.html`` (tables, example photos
+with each method's overlay and heatmap as embedded PNGs, mean insertion/deletion and sanity
+curves as inline SVG), and ``run.json`` (command, date, engine and throughput).
+
+The three reports depend on the rows only, never on the order they were computed in, so the
+local engine, Ray with any number of workers and a resumed run write the same bytes: tables
+from :mod:`.summary` (canonical order, exact means), failures sorted, examples the first cases
+by key. What differs from run to run (the command line, the date, the engine, timings) is in
+``run.json`` alone."""
 
 from __future__ import annotations
 
@@ -14,21 +21,28 @@ import numpy as np
 
 from aeq_onnx.audit import summary
 from aeq_onnx.audit.engine import AuditConfig, AuditRun
-from aeq_onnx.imaging import colorize, normalise
+from aeq_onnx.audit.store import Row, canonical
+from aeq_onnx.errors import InputError
+from aeq_onnx.imaging import colorize, load_image, normalise, overlay, save_png
+from aeq_onnx.presets import preprocess
+
+#: Keys of the audit's info that describe the run, not its results: ``run.json`` only.
+RUN_KEYS = ("command", "date")
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def build(run: AuditRun, info: dict[str, Any]) -> dict[str, Any]:
-    """The report as one JSON-able dict."""
+    """The report as one JSON-able dict (``info`` less :data:`RUN_KEYS`)."""
     table = summary.table(run.rows, run.sanity, run.methods)
+    info = {k: v for k, v in info.items() if k not in RUN_KEYS}
     return {**info, "methods": run.methods, "table": table,
             "columns": [c for c, _, _ in summary.COLUMNS
                         if any(c in v for v in table.values())],
             "curves": summary.mean_curves(run.rows, run.methods),
             "sanity": summary.sanity_curves(run.sanity, run.methods),
-            "failures": [{"item": i, "error": e} for i, e in run.failures],
+            "failures": [{"item": i, "error": e} for i, e in sorted(set(run.failures))],
             "cases": len({r["case"] for r in run.rows})}
 
 
@@ -55,7 +69,7 @@ def markdown_table(report: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """``report.md``."""
     parts = [f"# Audit of {report['model']}", "",
-             f"{report['cases']} cases, command: `{report['command']}` ({report['date']}).", "",
+             f"{report['cases']} cases; command, date and engine in `run.json`.", "",
              markdown_table(report), "", "↑ higher is better, ↓ lower is better; best in bold."]
     if report["failures"]:
         parts += ["", "## Failures", ""] + [f"- {f['item']}: {f['error']}"
@@ -63,11 +77,14 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _png(rgb: np.ndarray) -> str:
+def _png(image: Any) -> str:
+    """A PIL image or uint8 RGB array as a ``data:`` URL (PNG, no metadata: same bytes)."""
     from PIL import Image
 
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image.astype(np.uint8))
     buffer = io.BytesIO()
-    Image.fromarray(rgb.astype(np.uint8)).save(buffer, format="PNG")
+    save_png(image, buffer)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -92,32 +109,57 @@ def _svg(series: dict[str, list[float]], title: str, plot: int = 300,
             f'</svg><figcaption>{html.escape(title)}</figcaption></figure>')
 
 
-def display(heat: np.ndarray) -> np.ndarray:
-    """A heatmap as RGB: signed maps centred on zero (red for, blue against); maps that are
-    never negative (RISE, Grad-CAM) stretched from their minimum to their maximum."""
+def scaled(heat: np.ndarray) -> np.ndarray:
+    """A heatmap in [-1, 1] as shown: signed maps centred on zero and scaled by the 99.5th
+    percentile of |R| (:func:`imaging.normalise`; red for, blue against); maps that are never
+    negative (RISE, Grad-CAM) stretched from their minimum (0) to their maximum (1)."""
+    heat = np.asarray(heat, np.float64)
     if heat.min() >= 0 and heat.max() > heat.min():
-        return colorize((heat - heat.min()) / (heat.max() - heat.min()))
-    return colorize(normalise(heat))
+        return (heat - heat.min()) / (heat.max() - heat.min())
+    return normalise(heat)
+
+
+def _photo(row: Row, config: AuditConfig) -> Any:
+    """The photo of a row as the model saw it (resized and cropped), None if unreadable now."""
+    try:
+        return preprocess(load_image(row["path"]), config.preset, config.spec)[1]
+    except InputError:
+        return None
+
+
+def _img(image: Any, kind: str, alt: str) -> str:
+    return f'<img class="{kind}" width="112" src="{_png(image)}" alt="{html.escape(alt)}">'
+
+
+def _method_cell(row: Row | None, photo: Any, config: AuditConfig) -> str:
+    """Overlay (``aeq explain``'s: the heatmap over the grey photo) beside the bare heatmap.
+    The overlay gets the displayed values, which are in [-1, 1] with a maximum |value| of 1, so
+    its own scaling (``percentile=100``: divide by that maximum) leaves them as they are."""
+    if row is None:
+        return "<td>–</td>"
+    name = f"{row['case']}: {row['method']}"
+    shown = scaled(np.load(config.out / row["heatmap"]))
+    over = "–" if photo is None else _img(overlay(photo, shown, percentile=100.0), "overlay",
+                                          f"{name} overlay")
+    return f"<td>{over}{_img(colorize(shown), 'heat', f'{name} heatmap')}</td>"
 
 
 def _examples(run: AuditRun, config: AuditConfig, limit: int = 4) -> str:
-    """A row of heatmaps per example case, one per method."""
-    cases = list(dict.fromkeys(r["case"] for r in run.rows))[:limit]
-    by_key = {(r["case"], r["method"]): r for r in run.rows}
-    heads = "".join(f"<th>{html.escape(m)}</th>" for m in run.methods)
+    """Per example case (the first ``limit`` case keys in sorted order, whatever order they
+    completed in): the photo, then per method its overlay and its heatmap."""
+    rows = canonical(run.rows)
+    cases = sorted({str(r["case"]) for r in rows})[:limit]
+    by_key = {(r["case"], r["method"]): r for r in rows}
+    heads = "".join(f"<th>{html.escape(m)}<br><small>overlay | heatmap</small></th>"
+                    for m in run.methods)
     body = []
     for case in cases:
-        cells = []
-        for method in run.methods:
-            row = by_key.get((case, method))
-            if row is None:
-                cells.append("<td>–</td>")
-                continue
-            heat = np.load(config.out / row["heatmap"])
-            cells.append(f'<td><img width="112" src="{_png(display(heat))}" '
-                         f'alt="{html.escape(method)}"></td>')
-        body.append(f"<tr><th>{html.escape(case)}</th>{''.join(cells)}</tr>")
-    return f"<table><tr><th>case</th>{heads}</tr>{''.join(body)}</table>"
+        first = next(r for r in rows if r["case"] == case)
+        photo = _photo(first, config)
+        shown = "–" if photo is None else _img(photo, "photo", f"photo {case}")
+        cells = "".join(_method_cell(by_key.get((case, m)), photo, config) for m in run.methods)
+        body.append(f"<tr><th>{html.escape(case)}</th><td>{shown}</td>{cells}</tr>")
+    return f"<table><tr><th>case</th><th>photo</th>{heads}</tr>{''.join(body)}</table>"
 
 
 def html_table(report: dict[str, Any]) -> str:
@@ -146,7 +188,8 @@ def _sanity_plots(report: dict[str, Any]) -> str:
 
 STYLE = ("body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;"
          "margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .5em}figure{display:inline-"
-         "block;margin:.5em}img{image-rendering:pixelated}.fail{color:#a00}")
+         "block;margin:.5em}img{image-rendering:pixelated}img+img{margin-left:4px}"
+         ".fail{color:#a00}")
 
 
 def html_page(report: dict[str, Any], run: AuditRun, config: AuditConfig) -> str:
@@ -158,20 +201,40 @@ def html_page(report: dict[str, Any], run: AuditRun, config: AuditConfig) -> str
                     for f in report["failures"])
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>aeq audit</title>"
             f"<style>{STYLE}</style></head><body><h1>Audit of {esc(report['model'])}</h1>"
-            f"<p>{report['cases']} cases; <code>{esc(report['command'])}</code> "
-            f"({esc(report['date'])})</p>{html_table(report)}"
+            f"<p>{report['cases']} cases; command, date and engine in <code>run.json</code>."
+            f"</p>{html_table(report)}"
             f"<p>↑ higher is better, ↓ lower is better; best in bold.</p>"
             f"<h2>Curves</h2>{curves}{_sanity_plots(report)}"
-            f"<h2>Example heatmaps</h2>{_examples(run, config)}"
+            f"<h2>Examples</h2><p>The photo as the model sees it; per method the heatmap over "
+            f"the photo (grey where the heatmap is near zero) and the heatmap itself "
+            f"(red: for the class, blue: against).</p>{_examples(run, config)}"
             f"<h2>Failures</h2><ul>{fails or '<li>none</li>'}</ul></body></html>")
 
 
+def run_info(run: AuditRun, info: dict[str, Any]) -> dict[str, Any]:
+    """``run.json``: :data:`RUN_KEYS` of ``info``, the engine and (Ray) its throughput."""
+    out: dict[str, Any] = {k: info[k] for k in RUN_KEYS if k in info}
+    throughput = getattr(run, "throughput", None)
+    out["engine"] = "local" if throughput is None else "ray"
+    if throughput is not None:
+        out.update({"workers": throughput.workers, "images": throughput.images,
+                    "wall_s": round(throughput.wall_s, 3), "busy_s": round(throughput.busy_s, 3),
+                    "throughput": throughput.line()})
+    return out
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
 def write(run: AuditRun, config: AuditConfig, info: dict[str, Any]) -> dict[str, Path]:
-    """Write the three report files into ``config.out``; returns their paths."""
+    """Write ``report.{json,md,html}`` (the same bytes for the same rows, in any order) and
+    ``run.json`` into ``config.out``; returns their paths."""
     report = build(run, info)
     paths = {k: config.out / f"report.{k}" for k in ("json", "md", "html")}
-    paths["json"].write_text(json.dumps(report, indent=1, sort_keys=True) + "\n",
-                             encoding="utf-8")
+    paths["json"].write_text(_dump(report), encoding="utf-8")
     paths["md"].write_text(markdown(report), encoding="utf-8")
     paths["html"].write_text(html_page(report, run, config), encoding="utf-8")
+    paths["run"] = config.out / "run.json"
+    paths["run"].write_text(_dump(run_info(run, info)), encoding="utf-8")
     return paths

@@ -1,16 +1,30 @@
 """Audit results on disk, written as they are computed so that a re-run resumes: one JSON line
-per (case, method) in ``results.jsonl`` (the last line of a key wins), heatmaps as ``.npy``."""
+per (case, method) in ``results.jsonl`` (the last line of a key wins), heatmaps as ``.npy``.
+
+The files are append logs in completion order (which differs between engines, worker counts
+and resumed runs); everything read back from them is put in :func:`canonical` order first."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 Row = dict[str, Any]
+
+
+def order(row: Row) -> tuple[str, str, int]:
+    """The canonical sort key of a row: case, method, then (sanity rows) the step as a number."""
+    return str(row["case"]), str(row["method"]), int(row.get("step") or 0)
+
+
+def canonical(rows: Iterable[Row]) -> list[Row]:
+    """``rows`` sorted by :func:`order`: the same list whatever order they were computed in."""
+    return sorted(rows, key=order)
 
 
 class ResultStore:

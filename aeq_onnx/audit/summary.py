@@ -1,15 +1,19 @@
 """Aggregate audit rows into the methods x metrics table, the mean curves and the sanity
-trajectories (means over cases; metrics a case does not allow are left out of its mean)."""
+trajectories (means over cases; metrics a case does not allow are left out of its mean).
+
+Every aggregate is independent of the order the rows come in (which is the order the cases
+completed in: it differs between the local engine, Ray with any number of workers and a resumed
+run): the rows are put in canonical order (:func:`store.canonical`) and every mean is
+``math.fsum(values) / n``, the correctly rounded sum, so the same rows give the same bits."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from aeq_onnx.audit.store import Row
+from aeq_onnx.audit.store import Row, canonical
 
 #: Metric columns in report order, with a header and whether higher is better.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
@@ -26,16 +30,25 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None
+def mean(values: Sequence[float | None]) -> float | None:
+    """``fsum(v) / n`` over the values that are not None (None when there are none): exactly
+    the same float for the same values in any order."""
+    kept = [float(v) for v in values if v is not None]
+    if not kept:
+        return None
+    try:
+        return math.fsum(kept) / len(kept)
+    except OverflowError:  # finite values whose sum leaves the float range
+        return math.fsum(v / len(kept) for v in kept)
+    except ValueError:  # inf and -inf
+        return math.nan
 
 
 def table(rows: Sequence[Row], sanity: Sequence[Row], methods: Sequence[str],
           ) -> dict[str, dict[str, Any]]:
     """``{method: {metric: mean, "cases": n}}`` for every column some row has."""
     out: dict[str, dict[str, Any]] = {}
-    last = last_step_rows(sanity)
+    rows, last = canonical(rows), canonical(last_step_rows(sanity))
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         entry: dict[str, Any] = {"cases": len(mine)}
@@ -45,7 +58,7 @@ def table(rows: Sequence[Row], sanity: Sequence[Row], methods: Sequence[str],
             else:
                 values = [r[key] for r in mine if key in r]
             if values:
-                entry[key] = _mean(values)
+                entry[key] = mean(values)
         out[method] = entry
     return out
 
@@ -59,29 +72,32 @@ def last_step_rows(sanity: Sequence[Row]) -> list[Row]:
 
 
 def mean_curves(rows: Sequence[Row], methods: Sequence[str]) -> dict[str, dict[str, list]]:
-    """``{curve name: {method: mean curve}}`` over the cases."""
+    """``{curve name: {method: mean curve}}`` over the cases (point by point, to 6 decimals)."""
     out: dict[str, dict[str, list]] = defaultdict(dict)
+    rows = canonical(rows)
     for method in methods:
         by_name: dict[str, list[list[float]]] = defaultdict(list)
         for r in rows:
             if r["method"] == method:
                 for name, curve in r.get("curves", {}).items():
                     by_name[name].append(curve)
-        for name, curves in by_name.items():
-            out[name][method] = np.mean(np.asarray(curves), axis=0).round(6).tolist()
-    return dict(out)
+        for name, curves in sorted(by_name.items()):
+            out[name][method] = [round(mean(point) or 0.0, 6)
+                                 for point in zip(*curves, strict=True)]
+    return {name: out[name] for name in sorted(out)}
 
 
 def sanity_curves(sanity: Sequence[Row], methods: Sequence[str]) -> dict[str, list[dict]]:
     """``{method: [{step, layer, ssim, spearman, spearman_abs}]}`` means per step."""
     out: dict[str, list[dict]] = {}
+    sanity = canonical(sanity)
     for method in methods:
         steps: dict[int, list[Row]] = defaultdict(list)
         for r in sanity:
             if r["method"] == method:
                 steps[int(r["step"])].append(r)
         out[method] = [{"step": s, "layer": group[0]["layer"],
-                        **{k: _mean([g[k] for g in group])
+                        **{k: mean([g[k] for g in group])
                            for k in ("ssim", "spearman", "spearman_abs")}}
                        for s, group in sorted(steps.items())]
     return out

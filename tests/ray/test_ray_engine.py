@@ -1,6 +1,7 @@
-"""``aeq audit --engine ray`` on one local 2-CPU Ray cluster shared by the module: the same rows
-and heatmaps as the local engine, a worker killed mid-run, a corrupt image, resuming, a case
-that kills its worker every time, and the Parquet output. Skipped without ``ray[data]``."""
+"""``aeq audit --engine ray`` on one local 2-CPU Ray cluster shared by the module: the same rows,
+heatmaps and report bytes as the local engine (any number of workers, resumed or not), a worker
+killed mid-run, a corrupt image, resuming, a case that kills its worker every time, and the
+Parquet output. Skipped without ``ray[data]``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import functools
 import json
 import os
 import pickle
+import random
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +39,7 @@ IMAGES = 7
 BATCH = 3  # chunks of 3, 3, 1: batch composition must match the local engine's
 METHODS = "ae,gradient"
 METRICS = ("pointing", "energy", "outside_inside", "iou", "insertion_blur", "deletion_blur")
+REPORTS = ("json", "md", "html")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +71,24 @@ def by_key(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     return {(r["case"], r["method"]): json.dumps(r, sort_keys=True) for r in rows}
 
 
+def report_bytes(result: AuditResult) -> dict[str, bytes]:
+    """The bytes of report.json, .md and .html (run.json, with the date and engine, aside)."""
+    return {kind: result.report[kind].read_bytes() for kind in REPORTS}
+
+
+def resumable(source: Path, out: Path, drop: set[str]) -> Path:
+    """A copy of the output folder ``source`` with the rows of the cases ``drop`` removed from
+    results.jsonl and the remaining lines shuffled (as if written in another order)."""
+    shutil.copytree(source, out)
+    lines = [x for x in (out / "results.jsonl").read_text().splitlines()
+             if json.loads(x)["case"] not in drop]
+    random.Random(0).shuffle(lines)
+    (out / "results.jsonl").write_text("\n".join(lines) + "\n")
+    for kind in REPORTS:
+        (out / f"report.{kind}").unlink()
+    return out
+
+
 def counts(out: Path, result: AuditResult) -> list[Counter[tuple[str, str]]]:
     """(case, method) counts in results.jsonl, results.parquet and the AuditRun's rows."""
     import pyarrow.parquet as pq
@@ -77,7 +99,7 @@ def counts(out: Path, result: AuditResult) -> list[Counter[tuple[str, str]]]:
             for rows in (lines, table, result.run.rows)]
 
 
-def test_rows_and_heatmaps_equal_the_local_engines(cluster: None, data: dict[str, Path],
+def test_rows_heatmaps_and_reports_equal_the_local_engines(cluster: None, data: dict[str, Path],
                                                    tmp_path: Path) -> None:
     local = run(data, tmp_path / "local")
     remote = run(data, tmp_path / "ray", RayOptions(workers=2))
@@ -89,10 +111,32 @@ def test_rows_and_heatmaps_equal_the_local_engines(cluster: None, data: dict[str
             assert row[metric] is not None, (row["case"], row["method"], metric)
         ours = (tmp_path / "ray" / row["heatmap"]).read_bytes()
         assert ours == (tmp_path / "local" / row["heatmap"]).read_bytes(), row["heatmap"]
-    remote_report = json.loads(remote.report["json"].read_text())
-    assert remote_report["table"] == json.loads(local.report["json"].read_text())["table"]
+    assert report_bytes(remote) == report_bytes(local)  # tables whatever the completion order
     assert remote.run.throughput is not None  # type: ignore[attr-defined]
     assert remote.run.throughput.images == IMAGES  # type: ignore[attr-defined]
+    assert json.loads(remote.report["run"].read_text())["engine"] == "ray"
+    assert json.loads(local.report["run"].read_text())["engine"] == "local"
+
+
+def test_one_worker_and_resumed_runs_write_the_same_report_bytes(
+        cluster: None, data: dict[str, Path], tmp_path: Path) -> None:
+    """One actor, and runs resumed (local and Ray) from a shuffled results.jsonl missing two
+    cases, give the local engine's report bytes; the Ray runs the same Parquet bytes."""
+    import pyarrow.parquet as pq
+
+    local = report_bytes(run(data, tmp_path / "local"))
+    one = run(data, tmp_path / "one", RayOptions(workers=1))
+    assert report_bytes(one) == local
+    ray_resumed = run(data, resumable(tmp_path / "local", tmp_path / "r", {"im1", "im5"}),
+                      RayOptions(workers=2))
+    assert ray_resumed.run.throughput.images == 2  # type: ignore[attr-defined]
+    assert report_bytes(ray_resumed) == local
+    local_resumed = run(data, resumable(tmp_path / "local", tmp_path / "l", {"im0", "im4"}))
+    assert report_bytes(local_resumed) == local
+    parquet = [(tmp_path / name / "results.parquet" / "part-00000.parquet").read_bytes()
+               for name in ("one", "r")]
+    assert parquet[0] == parquet[1]
+    assert pq.read_table(tmp_path / "r" / "results.parquet").num_rows == IMAGES * 2
 
 
 def test_parquet_dataset_has_one_row_per_image_and_method(cluster: None, data: dict[str, Path],
