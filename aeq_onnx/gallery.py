@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from aeq_onnx.saving import atomic_output
+
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
@@ -30,7 +32,7 @@ def write_gallery(out_dir: str | os.PathLike[str], results: Sequence[Any],
                   note: str = "") -> Path:
     """Write ``out_dir/index.html`` listing ``results`` (objects with ``source``, ``class_name``,
     ``class_index``, ``score``, ``logit``, ``png``, ``npy``, ``provider``, ``seconds``) and the
-    ``failures`` ``(path, message)``; returns its path."""
+    ``failures`` ``(path, message)``; returns its path (written whole or not at all)."""
     out = Path(out_dir)
     esc = html.escape
     rows, figures = [], []
@@ -58,5 +60,6 @@ def write_gallery(out_dir: str | os.PathLike[str], results: Sequence[Any],
         + "\n".join(figures) + "\n</body></html>\n"
     )
     index = out / "index.html"
-    index.write_text(text, encoding="utf-8")
+    with atomic_output(index) as part:
+        part.write_text(text, encoding="utf-8")
     return index

@@ -12,6 +12,13 @@ and, when fixed, the size are read from the model's input shape. Presets:
 
 A preset can be stored in an explainer's metadata (``aeq_onnx.preset``, JSON) with
 :func:`store_preset`; :func:`preset_from_metadata` reads it back.
+
+Size limit: a model file may declare any input size (a 725-byte model can declare 65536x65536,
+which would make a photo resized for it take 22 GB). :func:`input_spec` refuses a model input
+(or a chosen ``size``) over :data:`MAX_PIXELS` per image, from the declared shape, before any
+photo is decoded; :func:`resize_and_crop` refuses a photo whose resized copy before the centre
+crop would exceed :data:`RESIZE_FACTOR` times the limit (an extreme aspect ratio). Both take the
+limit as ``max_pixels`` (``--max-pixels`` on the command line).
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ Layout = Literal["NCHW", "NHWC"]
 PRESET_KEY = "aeq_onnx.preset"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Default largest model input per image, H x W: 4096 x 4096 (16.8 megapixels). ImageNet
+#: classifiers take 224-600 pixels a side; one 4096^2 RGB float32 sample is already 201 MB
+#: and its explainer holds several such tensors per layer.
+MAX_PIXELS = 4096 * 4096
+#: A photo resized to cover the model input may be at most this many times ``max_pixels``
+#: before its centre crop (aspect ratios up to ~4:1 at the largest model input).
+RESIZE_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -124,10 +138,22 @@ class InputSpec:
     channels: int
     height: int
     width: int
+    max_pixels: int = MAX_PIXELS
 
 
-def input_spec(shape: list[Any] | tuple[Any, ...], preset: Preset) -> InputSpec:
-    """Layout, channels and size from a rank-4 model input shape (dims may be symbolic)."""
+def check_max_pixels(max_pixels: int) -> int:
+    """``max_pixels`` when it is a positive integer; InputError otherwise."""
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise InputError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    return max_pixels
+
+
+def input_spec(shape: list[Any] | tuple[Any, ...], preset: Preset,
+               max_pixels: int = MAX_PIXELS) -> InputSpec:
+    """Layout, channels and size from a rank-4 model input shape (dims may be symbolic);
+    InputError when H x W exceeds ``max_pixels`` or the preset's mean/std do not fit the
+    channels."""
+    check_max_pixels(max_pixels)
     if len(shape) != 4:
         raise InputError(f"the model input has shape {list(shape)}; an image model needs rank 4")
     dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
@@ -147,15 +173,28 @@ def input_spec(shape: list[Any] | tuple[Any, ...], preset: Preset) -> InputSpec:
             preset.size, preset.size):
         raise InputError(f"preset size {preset.size} does not match the model's input "
                          f"{h}x{w}")
-    return InputSpec(layout, channels, h or fallback, w or fallback)
+    height, width = h or fallback, w or fallback
+    if height * width > max_pixels:
+        what = "the model's input" if h is not None and w is not None else "the input size"
+        raise InputError(f"{what} is {height}x{width} = {height * width:,} pixels per image, "
+                         f"over the limit of {max_pixels:,}; raise it with --max-pixels "
+                         "(max_pixels=) if this model really takes such images")
+    for name, values in (("mean", preset.mean), ("std", preset.std)):
+        if len(values) != 1 and len(values) < channels:
+            raise InputError(f"the preset's {name} has {len(values)} values, the model input "
+                             f"{channels} channels")
+    return InputSpec(layout, channels, height, width, max_pixels)
 
 
-def resize_and_crop(image: Any, height: int, width: int, crop_fraction: float) -> Any:
+def resize_and_crop(image: Any, height: int, width: int, crop_fraction: float,
+                    max_pixels: int = MAX_PIXELS) -> Any:
     """Resize (bilinear) so the photo covers ``size / crop_fraction``, then centre crop.
 
     Matches torchvision's ``Resize(int(size / crop_fraction))`` + ``CenterCrop(size)`` on PIL
     images: the deciding side gets exactly ``int(size / crop_fraction)``, the other side
     ``int(...)`` of the scaled length, and the crop offset is ``int(round(excess / 2))``.
+    InputError, before resizing, when the resized photo would hold more than
+    ``RESIZE_FACTOR * max_pixels`` pixels.
     """
     from PIL import Image
 
@@ -165,6 +204,10 @@ def resize_and_crop(image: Any, height: int, width: int, crop_fraction: float) -
     else:
         new_h, new_w = int(want_w * image.height / image.width), want_w
     new_h, new_w = max(new_h, height), max(new_w, width)
+    if new_h * new_w > RESIZE_FACTOR * max_pixels:
+        raise InputError(f"a {image.width}x{image.height} image would be resized to "
+                         f"{new_w}x{new_h} for the centre crop, over {RESIZE_FACTOR} x the "
+                         f"limit of {max_pixels:,} pixels (an extreme aspect ratio?)")
     if (new_w, new_h) != image.size:
         image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
     left = round((new_w - width) / 2.0)
@@ -175,9 +218,15 @@ def resize_and_crop(image: Any, height: int, width: int, crop_fraction: float) -
 def preprocess(image: Any, preset: Preset, spec: InputSpec) -> tuple[np.ndarray, Any]:
     """One photo (PIL image) as a float32 sample in the model's layout (no batch axis), and the
     resized, cropped photo the model sees (for display)."""
+    from PIL import Image
+
     mode = "L" if spec.channels == 1 else "RGB"
     image = image.convert(mode)
-    crop = resize_and_crop(image, spec.height, spec.width, preset.crop_fraction)
+    try:
+        crop = resize_and_crop(image, spec.height, spec.width, preset.crop_fraction,
+                               spec.max_pixels)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"refused as a decompression bomb: {exc}") from None
     x = np.asarray(crop, dtype=np.float32) / np.float32(255.0)
     if x.ndim == 2:
         x = x[:, :, None]

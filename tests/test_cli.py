@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from aeq_onnx.cli import main
+from aeq_onnx.cli import build_parser, main
+from tests.helpers import Net
 from tests.helpers_models import small_cnn
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
@@ -134,7 +136,92 @@ def test_build_and_explain_with_a_baseline_method(files: dict[str, Path], tmp_pa
     assert relevance.shape == (3, 3, 8, 8) and np.isfinite(relevance).all()
 
 
-def test_inspect_refuses_other_methods(files: dict[str, Path],
-                                       capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["inspect", files["model.onnx"], "--method", "gradcam"], capsys)
-    assert code == 1 and "aeq inspect shows the rules of Attribution Equilibrium" in err
+def layered_cnn() -> onnx.ModelProto:
+    """conv3x3 -> relu -> conv3x3 -> relu -> conv1x1 -> relu -> GAP -> Flatten -> Gemm: an
+    input layer, a hidden 3x3 and a hidden 1x1 conv below the split, a dense head above."""
+    net = Net((3, 8, 8), seed=3)
+    for kernel, name in ((3, "c1"), (3, "c2"), (1, "c3")):
+        net.conv(4, kernel, pads=kernel // 2, name=name)
+        net.relu(name=f"{name}_relu")
+    return net.head(classes=4)
+
+
+#: Per method: the rule (or role) ``aeq inspect --nodes`` must show for each node.
+INSPECT_RULES = {
+    "ae": {"n_c1": ("relevance", "AE bounded z^B input rule (4.3)"),
+           "n_c2": ("relevance", "AE equilibrium rule, r=1.5 (4.1)"),
+           "n_c3": ("relevance", "AE 1x1 rule (4.2)"),
+           "n_y": ("gradient", "VJP: MatMul with W^T")},
+    "gradcam": {"n_c1": ("forward", "forward only"), "n_c2": ("forward", "forward only"),
+                "n_y": ("gradient", "VJP: MatMul with W^T")},
+    "gradient": {"n_c1": ("gradient", "VJP: ConvTranspose with W"),
+                 "n_c1_relu": ("gradient", "VJP: g·1[x>0]"),
+                 "n_y": ("gradient", "VJP: MatMul with W^T")},
+    "gradient-x-input": {"n_c2": ("gradient", "VJP: ConvTranspose with W")},
+    "integrated-gradients": {"n_c3": ("gradient", "VJP: ConvTranspose with W")},
+    "lrp-epsilon": {"n_c1": ("relevance", "bounded z^B input rule (4.3)"),
+                    "n_c2": ("relevance", "LRP-epsilon, eps=0.5"),
+                    "n_c3": ("relevance", "LRP-epsilon, eps=0.5"),
+                    "n_y": ("relevance", "LRP-epsilon, eps=0.5")},
+    "lrp-zplus": {"n_c2": ("relevance", "LRP-z+"), "n_y": ("relevance", "LRP-z+")},
+}
+
+
+@pytest.mark.parametrize("method", sorted(INSPECT_RULES))
+def test_inspect_shows_the_rule_of_each_method(tmp_path: Path, method: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``aeq inspect --method M`` lists the rule M gives every node: AE's relevance rules below
+    the split and VJPs above, Grad-CAM's head VJPs only, the gradient family's VJPs and LRP's
+    relevance variants on the whole network."""
+    model = tmp_path / "layered.onnx"
+    onnx.save(layered_cnn(), model)
+    code, text, err = run(["--no-isolate", "inspect", model, "--nodes", "--method", method,
+                           "--ratio", "1.5", "--epsilon", "0.5"], capsys)
+    assert code == 0 and err == ""
+    header, *rows = text.splitlines()
+    assert f"method {method} (" in header
+    assert ("split tensor" in header) == (method in ("ae", "gradcam"))
+    shown = {row.split()[-1]: row for row in rows}
+    assert len(shown) == 9  # every node
+    for name, (role, rule) in INSPECT_RULES[method].items():
+        assert shown[name].split()[1] == role and rule in shown[name], shown[name]
+    if method not in ("ae", "gradcam"):  # from the logits: no node is forward only
+        assert "forward only" not in text
+
+
+def test_inspect_takes_every_option_of_build() -> None:
+    """The options are spelled out once: inspect accepts all of build's but -o (it writes
+    nothing)."""
+    def options(command: str) -> set[str]:
+        sub = next(a for a in build_parser()._actions
+                   if isinstance(a, argparse._SubParsersAction)).choices[command]
+        return {o for a in sub._actions for o in a.option_strings}
+
+    assert options("build") - {"-o", "--out"} <= options("inspect")
+    assert {"--method", "--steps", "--baseline", "--epsilon", "--precision"} <= options("build")
+
+
+def test_inspect_reports_what_stops_a_method(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Integrated Gradients needs a free batch axis: inspect says so (exit 2), one line."""
+    model = small_cnn()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    path = tmp_path / "static.onnx"
+    onnx.save(model, path)
+    code, text, err = run(["--no-isolate", "inspect", path, "--method", "integrated-gradients"],
+                          capsys)
+    assert code == 2 and "VJP: " in text
+    assert err.count("\n") == 1 and "static batch size 1" in err
+    code, _, err = run(["--no-isolate", "inspect", path, "--method", "gradient"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_warnings_are_one_line(files: dict[str, Path], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A warning (here: an fp16 explainer run on the CPU) is ``aeq: warning: ...``, one line."""
+    code, _, err = run(["--no-isolate", "explain", files["model.onnx"], files["batch.npy"],
+                        "--precision", "fp16", "--device", "cpu"], capsys)
+    assert code == 0
+    assert err.splitlines() == [line for line in err.splitlines()
+                                if line.startswith("aeq: warning: ")]
+    assert "meant for CUDA" in err

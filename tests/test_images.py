@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -282,7 +283,8 @@ def test_targets_top_k_and_names(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ CLI
 
-def test_cli_skips_corrupt_and_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_skips_corrupt_and_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     model = tmp_path / "model.onnx"
     onnx.save(small_cnn(), model)
     photos = write_photos(tmp_path / "photos", 3)
@@ -290,14 +292,17 @@ def test_cli_skips_corrupt_and_missing(tmp_path: Path, capsys: pytest.CaptureFix
     truncated = tmp_path / "photos" / "truncated.png"
     truncated.write_bytes(photos[0].read_bytes()[:60])
     out = tmp_path / "out"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the progress bar is for terminals
     code = main(["explain", str(model), str(tmp_path / "photos"), str(tmp_path / "missing.png"),
                  "--preset", "unit", "--out", str(out), "--batch-size", "2", "--device", "cpu"])
     text, err = capsys.readouterr()
     assert code == 1
-    assert "3 failed:" in text
+    assert "(3 failed)" in text
+    failed = [line for line in err.splitlines() if line.startswith("aeq: failed: ")]
+    assert len(failed) == 3  # one line per bad item, on stderr
     for bad in ("broken.jpg", "truncated.png", "missing.png"):
-        assert bad in text
-    assert "no such file or folder" in text and "as an image" in text
+        assert any(bad in line for line in failed)
+    assert "no such file or folder" in err and "as an image" in err
     assert "5/5 images" in err  # the progress bar
     for path in photos:
         assert path.name in text

@@ -22,10 +22,11 @@ from aeq_onnx.audit.scoring import CurveSettings
 from aeq_onnx.datasets.mapping import load_mapping
 from aeq_onnx.datasets.records import LoadResult
 from aeq_onnx.errors import InputError
-from aeq_onnx.imaging import collect_images
 from aeq_onnx.loading import load_model
-from aeq_onnx.presets import Preset, get_preset, input_spec
-from aeq_onnx.runtime import Device
+from aeq_onnx.photos import collect_images, nothing_usable
+from aeq_onnx.presets import MAX_PIXELS, Preset, check_max_pixels, get_preset, input_spec
+from aeq_onnx.runtime import Device, is_explainer
+from aeq_onnx.saving import check_output, make_folder
 
 __all__ = ["AuditResult", "GroundTruthSource", "RayOptions", "audit", "gather_cases"]
 
@@ -50,6 +51,11 @@ class RayOptions:
     address: str | None = None
     workers: int = 2
     gpus_per_worker: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or not self.gpus_per_worker >= 0:
+            raise InputError(f"Ray needs workers >= 1 and gpus_per_worker >= 0, got "
+                             f"{self.workers} and {self.gpus_per_worker}")
 
 
 @dataclass
@@ -91,11 +97,13 @@ def _loaded(source: GroundTruthSource) -> LoadResult | None:
     return None
 
 
-def gather_cases(source: GroundTruthSource) -> tuple[list[Case], list[tuple[str, str]]]:
-    """The cases to explain and the items that cannot be used ``(item, why)``."""
+def gather_cases(source: GroundTruthSource, exclude: str | os.PathLike[str] | None = None,
+                 ) -> tuple[list[Case], list[tuple[str, str]]]:
+    """The cases to explain and the items that cannot be used ``(item, why)``; image files
+    under ``exclude`` (the output folder) are not cases."""
     loaded = _loaded(source)
     if loaded is None:
-        files, failures = collect_images(source.images)
+        files, failures = collect_images(source.images, exclude=exclude)
         return unique_keys(plain_cases(files)), failures
     failures = [(e.item, e.message) for e in loaded.errors]
     if source.manifest is not None:  # rows may carry a label without a region
@@ -108,6 +116,9 @@ def gather_cases(source: GroundTruthSource) -> tuple[list[Case], list[tuple[str,
 
 def _input_shape(model: Any) -> list[Any]:
     """The dims of the model's data input (symbolic dims as their names)."""
+    if is_explainer(model):
+        raise InputError("this is an explainer built by aeq build; an audit compiles its "
+                         "methods from the classifier: give the classifier .onnx")
     weights = {t.name for t in model.graph.initializer}
     data = [i for i in model.graph.input if i.name not in weights]
     if len(data) != 1:
@@ -130,26 +141,35 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
           curves: CurveSettings | None = None, batch_size: int = 8, sanity_cases: int = 0,
           device: Device = "cpu", threads: int | None = None, output: str | None = None,
           progress: Progress | None = None, command: str = "",
-          engine: RayOptions | None = None) -> AuditResult:
+          engine: RayOptions | None = None, max_pixels: int = MAX_PIXELS) -> AuditResult:
     """Run every method on every case and write ``report.{json,md,html}`` into ``out``.
 
     ``engine`` None runs locally; :class:`RayOptions` runs the cases on a Ray cluster
     (``aeq_onnx[ray]``), with the same rows and report. Re-running with the same ``out``
     resumes: stored results are reused. Bad items (unreadable
     images, masks of the wrong size, a method that cannot run on this model) are listed in the
-    report's failures; the rest completes.
+    report's failures; the rest completes. ``out`` (created with its parents) must not be one
+    of the inputs; a model input over ``max_pixels`` per image is refused before any photo is
+    read (:func:`aeq_onnx.presets.input_spec`).
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    loaded = load_model(model)
+    if sanity_cases < 0:
+        raise InputError(f"sanity cases must be >= 0, got {sanity_cases}")
+    check_max_pixels(max_pixels)
+    chosen = parse_methods(methods)
+    sources = [model, *source.images, source.masks, source.boxes, source.voc, source.coco,
+               source.mapping, source.manifest]
+    check_output(out, folder=True, inputs=sources, what="output folder")
     resolved = get_preset(preset if preset is not None else "imagenet", size=size)
-    spec = input_spec(_input_shape(loaded.model), resolved)
-    cases, failures = gather_cases(source)
+    loaded = load_model(model)
+    spec = input_spec(_input_shape(loaded.model), resolved, max_pixels)
+    cases, failures = gather_cases(source, exclude=out)
     if not cases:
-        raise InputError("nothing to audit: no usable image" + (
-            f" ({failures[0][0]}: {failures[0][1]})" if failures else ""))
+        raise nothing_usable(failures, "audit")
+    make_folder(out)
     settings = curves or CurveSettings()
-    config = AuditConfig(parse_methods(methods), Path(out), resolved, spec, settings, batch_size,
+    config = AuditConfig(chosen, Path(out), resolved, spec, settings, batch_size,
                          sanity_cases, device=device, threads=threads,
                          output=output, progress=progress)
     if engine is None:

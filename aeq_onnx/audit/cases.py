@@ -17,7 +17,7 @@ import numpy as np
 
 from aeq_onnx.datasets.records import ImageAnnotation
 from aeq_onnx.errors import InputError
-from aeq_onnx.imaging import load_image
+from aeq_onnx.photos import load_image
 from aeq_onnx.presets import InputSpec, Preset, preprocess, resize_and_crop
 
 
@@ -90,7 +90,8 @@ def crop_mask(mask: np.ndarray, spec: InputSpec, preset: Preset) -> np.ndarray:
     from PIL import Image
 
     image = Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
-    crop = resize_and_crop(image, spec.height, spec.width, preset.crop_fraction)
+    crop = resize_and_crop(image, spec.height, spec.width, preset.crop_fraction,
+                           spec.max_pixels)
     return np.asarray(crop) >= 128
 
 

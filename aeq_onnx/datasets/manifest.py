@@ -72,7 +72,9 @@ def _text(value: Any) -> str:
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:
-    """The rows of a ``.parquet`` (needs pyarrow) or CSV manifest as dicts."""
+    """The rows of a ``.parquet`` (needs pyarrow) or CSV manifest as dicts; AnnotationError
+    without a ``path`` column or without rows."""
+    columns: list[str] = []
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
@@ -80,13 +82,19 @@ def read_table(path: Path) -> list[dict[str, Any]]:
             rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
         else:
             with path.open(newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                rows = list(reader)
+                columns = list(reader.fieldnames or [])
     except ImportError as error:
         raise AnnotationError(str(path), "reading Parquet needs pyarrow") from error
     except (OSError, UnicodeDecodeError, csv.Error, ValueError) as error:
         raise AnnotationError(str(path), f"cannot read manifest: {error}") from error
-    if rows and "path" not in rows[0]:
-        raise AnnotationError(str(path), f"no 'path' column (columns: {sorted(rows[0])})")
+    if rows:
+        columns = list(rows[0])
+    if "path" not in columns:
+        raise AnnotationError(str(path), f"no 'path' column (columns: {sorted(columns)})")
+    if not rows:
+        raise AnnotationError(str(path), "the manifest has no rows")
     return rows
 
 
@@ -122,7 +130,7 @@ def _mask(entry: Entry, size: tuple[int, int]) -> np.ndarray | None:
     try:
         with Image.open(entry.mask) as png:
             mask = np.array(png.convert("L")) > 0
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise AnnotationError(entry.item, f"cannot read mask {entry.mask}: {error}") from error
     if mask.shape != (size[1], size[0]):
         raise AnnotationError(entry.item, f"mask is {mask.shape[1]}x{mask.shape[0]}, the image "

@@ -102,7 +102,7 @@ def image_size(path: Path, item: str) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise AnnotationError(item, f"cannot read image {path}: {error}") from error
 
 

@@ -112,7 +112,7 @@ def _mask_item(mask_path: Path, image_dir: Path, class_name: str,
     try:
         with Image.open(mask_path) as png:
             mask = np.array(png.convert("L")) > 0
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise AnnotationError(item, f"cannot read mask: {error}") from error
     if mask.shape != (size[1], size[0]):
         raise AnnotationError(item, f"mask is {mask.shape[1]}x{mask.shape[0]}, the image "

@@ -224,6 +224,14 @@ class ConvTransposeRule(OpRule):
             return "ConvTranspose fed by the model input (no bounded rule for it)"
         return None
 
+    def describe(self, ctx: EmitContext, node: gs.Node) -> str:
+        w_shape = ctx.view.constant(node.inputs[1].name).shape
+        variant = ctx.method.conv_variant(False, tuple(node.attrs.get("kernel_shape",
+                                                                      w_shape[2:])))
+        if variant == "epsilon":
+            return f"LRP-epsilon, eps={ctx.method.epsilon:g}"
+        return "LRP-z+" if variant == "zplus" else self.relevance_name
+
     @staticmethod
     def _fed_by_input(ctx: EmitContext, node: gs.Node) -> bool:
         counts = ctx.view.layer_counts(ctx.view.data_inputs()[0])

@@ -73,6 +73,15 @@ class _Dense(OpRule):
     def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
         raise NotImplementedError
 
+    def describe(self, ctx: EmitContext, node: gs.Node) -> str:
+        variant = ctx.method.dense_variant(node.outputs[0].name in ctx.input_layers)
+        return {
+            "pointwise": self.relevance_name,
+            "bounded": "bounded z^B input rule (4.3)",
+            "epsilon": f"LRP-epsilon, eps={ctx.method.epsilon:g}",
+            "zplus": "LRP-z+",
+        }[variant]
+
     def dense(self, ctx: EmitContext, node: gs.Node) -> DenseMap:
         rank = ctx.view.rank(node.inputs[0].name)
         return DenseMap(ctx.em, self.weight(ctx, node), rank, node.outputs[0].name)
