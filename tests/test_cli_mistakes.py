@@ -97,7 +97,7 @@ FAILED = {"prefix": "aeq: failed: ", "leaves": ("index.html",)}
 #: What an audit whose only case failed writes: its reports (listing the failure) and the
 #: compiled explainer it resumes with; no heatmap.
 AUDIT_FAILED = {"prefix": "aeq: failed: ", "leaves": (
-    "explainers/ae.onnx", "report.html", "report.json", "report.md")}
+    "explainers/ae.onnx", "report.html", "report.json", "report.md", "run.json")}
 M, P = "{w}/model.onnx", "{w}/photos"
 AUDIT = f"audit {M} --images {P} --methods ae --steps 2"
 
