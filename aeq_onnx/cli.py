@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--nodes", action="store_true", help="list every node, not only op types")
     _method_args(inspect)
     _audit_parser(sub)
+    _web_parser(sub)
     return parser
 
 
@@ -312,8 +313,51 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.run.failures else 0
 
 
+def _web_parser(sub: Any) -> None:
+    web = sub.add_parser(
+        "web", help="write a static, offline web page that runs the explainer in the browser",
+        description="Write SITE/: index.html, the explainer and onnxruntime-web (pinned), for "
+        "any static server. Users drop photos; the page preprocesses them with the explainer's "
+        "preset, shows the top-5 classes, heatmap and overlay as aeq explain draws them, and "
+        "offers the PNGs and the raw relevance. WebGPU where the browser has it, else "
+        "WebAssembly (multi-threaded when served with COOP/COEP headers).")
+    web.add_argument("model", help="an explainer built by aeq build (a classifier is compiled "
+                     "with AE's defaults)")
+    web.add_argument("-o", "--out", required=True, help="the site folder to write")
+    web.add_argument("--labels", default=None,
+                     help="class names, one per line (default: ImageNet's for 1000 classes)")
+    web.add_argument("--preset", default=None, help="imagenet, inception, unit or a JSON "
+                     "preset (default: the explainer's stored preset, else imagenet)")
+    web.add_argument("--no-webgpu", action="store_true",
+                     help="leave out the WebGPU runtime (27 MB smaller; WebAssembly only)")
+    web.add_argument("--ort-dir", default=None, help="onnxruntime-web package folder "
+                     "(default: web/node_modules of this checkout, or ./node_modules)")
+    web.add_argument("--max-mb", type=float, default=None,
+                     help="largest explainer the page opens, in MB (default 1073.7: 1 GiB)")
+    web.add_argument("--serve", type=int, nargs="?", const=8000, default=None, metavar="PORT",
+                     help="then serve the site on 127.0.0.1:PORT (default 8000) with COOP/COEP")
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """``aeq web``: write the site and say how to open it."""
+    from aeq_onnx.web import MAX_MODEL_BYTES, write_site
+    from aeq_onnx.web.serve import serve
+
+    limit = MAX_MODEL_BYTES if args.max_mb is None else int(args.max_mb * 1e6)
+    site = write_site(args.model, args.out, labels=args.labels, preset=args.preset,
+                      webgpu=not args.no_webgpu, ort_dir=args.ort_dir, max_bytes=limit)
+    print(f"wrote {site.root} (explainer {site.model_bytes / 1e6:.1f} MB, preset "
+          f"{site.preset.name}, {site.layout}, {site.classes} classes)")
+    if args.serve is not None:
+        serve(site.root, args.serve)
+        return 0
+    print(f"open it through a local server: python -m aeq_onnx.web.serve {site.root}  "
+          "(then http://127.0.0.1:8000/; browsers refuse to run it from file://)")
+    return 0
+
+
 COMMANDS = {"build": cmd_build, "explain": cmd_explain, "inspect": cmd_inspect,
-            "audit": cmd_audit}
+            "audit": cmd_audit, "web": cmd_web}
 
 
 @contextmanager
