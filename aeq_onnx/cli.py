@@ -334,6 +334,8 @@ def _web_parser(sub: Any) -> None:
                      "(default: web/node_modules of this checkout, or ./node_modules)")
     web.add_argument("--max-mb", type=float, default=None,
                      help="largest explainer the page opens, in MB (default 1073.7: 1 GiB)")
+    web.add_argument("--example", action="append", default=[], metavar="PHOTO",
+                     help="a photo to include and explain when the page opens (repeatable)")
     web.add_argument("--serve", type=int, nargs="?", const=8000, default=None, metavar="PORT",
                      help="then serve the site on 127.0.0.1:PORT (default 8000) with COOP/COEP")
 
@@ -345,7 +347,8 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     limit = MAX_MODEL_BYTES if args.max_mb is None else int(args.max_mb * 1e6)
     site = write_site(args.model, args.out, labels=args.labels, preset=args.preset,
-                      webgpu=not args.no_webgpu, ort_dir=args.ort_dir, max_bytes=limit)
+                      webgpu=not args.no_webgpu, ort_dir=args.ort_dir, max_bytes=limit,
+                      examples=args.example)
     print(f"wrote {site.root} (explainer {site.model_bytes / 1e6:.1f} MB, preset "
           f"{site.preset.name}, {site.layout}, {site.classes} classes)")
     if args.serve is not None:

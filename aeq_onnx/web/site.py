@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from importlib import resources
@@ -144,12 +145,14 @@ def write_site(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
                out: str | os.PathLike[str], *, labels: str | os.PathLike[str] | None = None,
                preset: str | Preset | None = None, webgpu: bool = True,
                ort_dir: str | os.PathLike[str] | None = None,
-               max_bytes: int = MAX_MODEL_BYTES) -> Site:
+               max_bytes: int = MAX_MODEL_BYTES,
+               examples: list[str | os.PathLike[str]] | None = None) -> Site:
     """Write the page for ``model`` (an explainer, or a classifier compiled here with AE's
     defaults) into ``out``. The preset is ``preset``, else the one stored in the explainer, else
     ``imagenet``; it is stored in the site's copy of the explainer, which the page reads.
     ``labels``: class names, one per line (default: ImageNet's for 1000 classes). ``webgpu``
-    False leaves the WebGPU runtime out (27 MB smaller; WebAssembly only)."""
+    False leaves the WebGPU runtime out (27 MB smaller; WebAssembly only). ``examples``: photos
+    copied into ``SITE/examples/`` that the page explains as soon as it opens."""
     dist = find_ort_web(ort_dir)
     proto, raw = _load(model, max_bytes)
     stored = preset_from_metadata({p.key[len("aeq_onnx."):]: p.value
@@ -187,13 +190,33 @@ def write_site(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
         f"onnxruntime-web {ORT_WEB_VERSION} (npm), MIT License, Copyright (c) Microsoft "
         "Corporation. https://github.com/microsoft/onnxruntime\n").encode()))
     site.files.append(_write(root / MODEL_NAME, raw))
+    shown = _copy_examples(examples or [], root / "examples")
+    site.files += [root / "examples" / name for name in shown]
     source = Path(model).name if isinstance(model, str | os.PathLike) else MODEL_NAME
     config = {"model": MODEL_NAME, "name": source, "modelBytes": len(raw),
               "maxBytes": max_bytes, "labels": names, "ortVersion": ORT_WEB_VERSION,
-              "webgpu": webgpu, "percentile": PERCENTILE}
+              "webgpu": webgpu, "percentile": PERCENTILE,
+              "examples": [f"examples/{name}" for name in shown]}
     text = json.dumps(config, ensure_ascii=True).replace("</", "<\\/")
     site.files.append(_write(root / "config.js", f"window.AEQ_CONFIG = {text};\n".encode()))
     return site
+
+
+def _copy_examples(photos: list[str | os.PathLike[str]], folder: Path) -> list[str]:
+    """Copy the example photos (unique, URL-safe names); the names, in order."""
+    names: list[str] = []
+    for photo in map(Path, photos):
+        if not photo.is_file():
+            raise InputError(f"no such example photo: '{photo}'")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", photo.stem).strip("-.") or "photo"
+        name, n = f"{stem}{photo.suffix.lower()}", 1
+        while name in names:
+            n += 1
+            name = f"{stem}-{n}{photo.suffix.lower()}"
+        folder.mkdir(exist_ok=True)
+        shutil.copyfile(photo, folder / name)
+        names.append(name)
+    return names
 
 
 def _write(path: Path, data: bytes) -> Path:

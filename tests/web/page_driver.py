@@ -29,6 +29,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-extensions", "--disable-default-apps", "--mute-audio",
          "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
          "--remote-debugging-port=0"]
+#: WebGPU without a GPU: Chromium's SwiftShader adapter (Vulkan on the CPU).
+WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
+                "--enable-unsafe-swiftshader"]
 
 #: Helpers every probe gets: send(report), b64(typed array), canvasPixels(canvas), and the
 #: list of Content-Security-Policy violations and page errors seen so far.
@@ -78,9 +81,10 @@ class _ReportHandler(SiteHandler):
 
 
 def run_probe(site: Path, probe_js: str, *, isolate: bool, query: str = "",
-              timeout: float = 300.0) -> dict[str, Any]:
+              timeout: float = 300.0, webgpu: bool = False) -> dict[str, Any]:
     """Open ``site`` in headless Chromium with ``probe_js`` (an async function body that
-    returns the report) and return the report it sends."""
+    returns the report) and return the report it sends; ``webgpu``: with SwiftShader's WebGPU
+    adapter (else the GPU is off and the page finds no adapter)."""
     assert CHROMIUM is not None
     html = (site / "index.html").read_text(encoding="utf-8")
     (site / "probe.html").write_text(html.replace(
@@ -94,8 +98,9 @@ def run_probe(site: Path, probe_js: str, *, isolate: bool, query: str = "",
     thread.start()
     port = server.server_address[1]
     profile = tempfile.mkdtemp(prefix="aeq-chromium-")
+    flags = [f for f in FLAGS if f != "--disable-gpu"] + WEBGPU_FLAGS if webgpu else FLAGS
     browser = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
+        [CHROMIUM, *flags, f"--user-data-dir={profile}",
          f"http://127.0.0.1:{port}/probe.html{query}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

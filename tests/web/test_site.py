@@ -61,6 +61,18 @@ def test_site_files_config_and_explainer_copy(explainer: Path, tmp_path: Path) -
     assert (site.preset, site.layout, site.classes) == (get_preset("imagenet"), "NCHW", 1000)
 
 
+def test_example_photos_are_copied_with_safe_names(explainer: Path, tmp_path: Path) -> None:
+    photo = Path(__file__).resolve().parents[2] / "fixtures" / "images" / "chelsea.jpg"
+    odd = tmp_path / "my cat (1).JPG"
+    odd.write_bytes(photo.read_bytes())
+    site = write_site(explainer, tmp_path / "site", examples=[photo, odd, photo])
+    assert _config(site.root)["examples"] == ["examples/chelsea.jpg", "examples/my-cat-1.jpg",
+                                              "examples/chelsea-2.jpg"]
+    assert (site.root / "examples" / "my-cat-1.jpg").read_bytes() == photo.read_bytes()
+    with pytest.raises(InputError, match="no such example photo"):
+        write_site(explainer, tmp_path / "again", examples=[tmp_path / "missing.jpg"])
+
+
 def test_preset_override_labels_and_no_webgpu(explainer: Path, tmp_path: Path) -> None:
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"thing </script> {k}" for k in range(1000)), encoding="utf-8")

@@ -7,8 +7,10 @@ both classes, and the heatmap/overlay pixels of the canvases shown. Python onnxr
 aeq_onnx's own preprocessing and heatmaps must agree: the tensor bit for bit, the top-5 exactly,
 the relevance within 1e-4 of max |R|, the canvases byte for byte with Python's rendering of the
 page's relevance. Single-threaded WebAssembly (no COOP/COEP headers), multi-threaded (with
-them), and an NHWC Keras model with the ``unit`` preset and its own labels. Also: nothing is
-loaded from outside the site, the too-large message, and the file:// message.
+them), an NHWC Keras model with the ``unit`` preset and its own labels, and WebGPU (Chromium's
+SwiftShader adapter) with its fallback to WebAssembly. Also: nothing is loaded from outside the
+site (no Content-Security-Policy violation, every resource from the site's origin), the
+too-large message, and the file:// message.
 
 `make test` installs chromium (Debian) and onnxruntime-web (npm); without them these tests are
 skipped with that reason.
@@ -53,7 +55,7 @@ PHOTO = PHOTOS / "chelsea.jpg"
 EXPLAIN = """
 await aeq.ready;
 const blob = await (await fetch('photo.jpg')).blob();
-const [card] = await aeq.explainFiles([new File([blob], 'chelsea.jpg', { type: blob.type })]);
+const [card] = await aeq.explainFiles([new File([blob], 'dropped.jpg', { type: blob.type })]);
 if (card.error) return { error: card.error };
 const shown = (c) => ({ target: c.target, relevance: b64(c.relevance),
   heat: canvasPixels(c.dom.heat), overlay: canvasPixels(c.dom.overlay) });
@@ -64,12 +66,14 @@ await aeq.pending;
 return { backend: aeq.backend, isolated: crossOriginIsolated, tensor: b64(card.tensor),
   logits: b64(card.logits), top5: card.top5, labels: buttons.map((b) => b.textContent),
   backendText: document.getElementById('backend-info').textContent,
-  pressed: buttons.map((b) => b.getAttribute('aria-pressed')), first, second: shown(card) };
+  pressed: buttons.map((b) => b.getAttribute('aria-pressed')), first, second: shown(card),
+  examples: await aeq.examples.then(() => aeq.cards.filter((c) => c !== card).map(shown)) };
 """
 
 
 def _site(tmp: Path, explainer: Path, **kwargs: Any) -> Path:
-    root = write_site(explainer, tmp / "site", **kwargs).root
+    """The site, with the photo to drop beside it and the same photo as its example."""
+    root = write_site(explainer, tmp / "site", examples=[PHOTO], **kwargs).root
     shutil.copyfile(PHOTO, root / "photo.jpg")
     return root
 
@@ -100,6 +104,9 @@ def _check(report: dict[str, Any], ref: Reference, names: list[str], layout: str
         assert np.array_equal(pixels(shown["heat"], h, w), heatmap_rgb(got, layout))  # type: ignore[arg-type]
         assert np.array_equal(pixels(shown["overlay"], h, w),
                               np.asarray(overlay(ref.photo, got, layout)))  # type: ignore[arg-type]
+    [example] = report["examples"]  # explained on opening: the same as the dropped photo
+    assert example["target"] == ref.top5[0]
+    assert example["relevance"] == report["first"]["relevance"]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +153,23 @@ def test_keras_nhwc_unit_preset_equals_python(tmp_path: Path) -> None:
     assert ref.preset.name == "unit" and ref.tensor.shape == (32, 32, 3)
     report = run_probe(site, EXPLAIN, isolate=True)
     _check(report, ref, names, "NHWC")
+
+
+def test_webgpu_falls_back_to_wasm_and_equals_python(imagenet_case: tuple[Path, Reference],
+                                                     imagenet_names: list[str]) -> None:
+    """With a WebGPU adapter (SwiftShader) the page opens the explainer on WebGPU; onnxruntime-web
+    1.30.0's WebGPU MaxPool has no indices output, so the first run fails there and the page
+    reopens the explainer on WebAssembly, says so, and still equals Python."""
+    site, ref = imagenet_case
+    report = run_probe(site, "const gpu = navigator.gpu && await navigator.gpu.requestAdapter();\n"
+                       "if (!gpu) return { noAdapter: true };\n" + EXPLAIN, isolate=True,
+                       webgpu=True)
+    if report.get("noAdapter"):
+        pytest.skip("this chromium offers no WebGPU adapter (SwiftShader)")
+    _check(report, ref, imagenet_names, "NCHW")
+    assert report["backend"]["name"] == "wasm"
+    assert "WebGPU could not run this explainer" in report["backendText"]
+    assert "MaxPool" in report["backend"]["note"]
 
 
 def test_too_large_explainer_gets_a_clear_message(imagenet_case: tuple[Path, Reference],

@@ -27,8 +27,8 @@ NODE_EXAMPLE = ROOT / "examples" / "node"
 REL_TOL = 1e-4
 
 
-def tiny_imagenet(seed: int = 0) -> onnx.ModelProto:
-    """conv3x3(3->8)+relu -> maxpool2 -> conv3x3(8->8)+relu -> GAP -> Gemm(8->1000)."""
+def tiny_imagenet(seed: int = 0, pool: str = "MaxPool") -> onnx.ModelProto:
+    """conv3x3(3->8)+relu -> ``pool`` 2x2 -> conv3x3(8->8)+relu -> GAP -> Gemm(8->1000)."""
     rng = np.random.default_rng(seed)
     inits = [numpy_helper.from_array(rng.normal(0, 0.5, shape).astype(np.float32), name)
              for name, shape in (("w1", (8, 3, 3, 3)), ("b1", (8,)), ("w2", (8, 8, 3, 3)),
@@ -36,7 +36,7 @@ def tiny_imagenet(seed: int = 0) -> onnx.ModelProto:
     nodes = [
         helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"]),
-        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node(pool, ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c2"], ["r2"]),
         helper.make_node("GlobalAveragePool", ["r2"], ["g"]),
@@ -50,9 +50,10 @@ def tiny_imagenet(seed: int = 0) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
 
-def tiny_imagenet_explainer(path: Path) -> Path:
+def tiny_imagenet_explainer(path: Path, pool: str = "MaxPool") -> Path:
     """The tiny model's explainer with the ``imagenet`` preset stored, saved at ``path``."""
-    model = aeq_onnx.store_preset(aeq_onnx.compile_explainer(tiny_imagenet()), "imagenet")
+    model = aeq_onnx.store_preset(aeq_onnx.compile_explainer(tiny_imagenet(pool=pool)),
+                                  "imagenet")
     onnx.save(model, path)
     return path
 

@@ -10,7 +10,7 @@
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   const MAX_PIXELS = 2 * 89478485; // Pillow's DecompressionBombError limit
-  const aeq = { config, cards: [], backend: null, session: null, info: null, pending: Promise.resolve() };
+  const aeq = { config, cards: [], backend: null, session: null, info: null, pending: null };
   window.aeq = aeq;
 
   function status(text, isError) {
@@ -73,6 +73,12 @@
     return ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
   }
 
+  function showBackend() {
+    const { name, threads, note } = aeq.backend;
+    $('backend-info').textContent = `Backend: onnxruntime-web ${config.ortVersion}, `
+      + (name === 'webgpu' ? 'WebGPU' : `WebAssembly, ${threads} thread${threads > 1 ? 's' : ''}`) + note;
+  }
+
   async function start() {
     if (location.protocol === 'file:') {
       throw new Error('This page must be served over http(s): browsers refuse WebAssembly threads, module '
@@ -94,13 +100,12 @@
     } catch (err) {
       throw new Error(isOutOfMemory(err) ? tooLarge(bytes.length) : `cannot open the explainer: ${err.message || err}`);
     }
-    Object.assign(aeq, { session, info, backend });
+    Object.assign(aeq, { session, info, backend, modelBytes: bytes });
     const { spec, preset } = info;
     $('model-info').textContent = `${config.name} (${mb(bytes.length)}, ${info.metadata['aeq_onnx.method'] || 'ae'}), `
       + `input ${spec.layout} ${spec.channels}×${spec.height}×${spec.width}, preset ${preset.name}${info.presetStored ? '' : ' (default)'}, `
       + `${info.classes || '?'} classes`;
-    $('backend-info').textContent = `Backend: onnxruntime-web ${ort.env.versions ? ort.env.versions.web : config.ortVersion}, `
-      + (backend.name === 'webgpu' ? 'WebGPU' : `WebAssembly, ${backend.threads} thread${backend.threads > 1 ? 's' : ''}`) + backend.note;
+    showBackend();
     status('Ready: drop photos or choose them.');
   }
 
@@ -119,19 +124,34 @@
 
   aeq.decode = (blob) => decode(blob);
 
+  /** WebGPU could not run the explainer (an op it accepts but cannot compute, e.g. MaxPool's
+   * indices output in 1.30): reopen it on WebAssembly, which runs every op, and say so. */
+  async function fallBackToWasm(err) {
+    aeq.session = await ort.InferenceSession.create(aeq.modelBytes, { executionProviders: ['wasm'] });
+    aeq.backend.name = 'wasm';
+    aeq.backend.note = ` (WebGPU could not run this explainer: ${String(err.message || err).slice(0, 200)}; fell back to WebAssembly)`;
+    showBackend();
+  }
+
   /** One explainer run: logits, the class explained, relevance and the time it took. */
   async function run(tensor, target) {
     const { spec } = aeq.info;
     const dims = spec.layout === 'NCHW' ? [1, spec.channels, spec.height, spec.width] : [1, spec.height, spec.width, spec.channels];
     const feeds = { [aeq.info.input]: new ort.Tensor('float32', tensor, dims), target: new ort.Tensor('int64', BigInt64Array.of(BigInt(target)), [1]) };
-    const t0 = performance.now();
+    const fetches = ['logits', 'target_class', 'relevance'];
     let out;
-    try {
-      out = await aeq.session.run(feeds, ['logits', 'target_class', 'relevance']);
-    } catch (err) {
-      throw new Error(isOutOfMemory(err) ? tooLarge(config.modelBytes) : `the explainer failed: ${err.message || err}`);
+    let ms;
+    for (let attempt = 0; !out; attempt++) {
+      const t0 = performance.now();
+      try {
+        out = await aeq.session.run(feeds, fetches);
+        ms = performance.now() - t0;
+      } catch (err) {
+        if (isOutOfMemory(err)) throw new Error(tooLarge(config.modelBytes));
+        if (aeq.backend.name !== 'webgpu' || attempt > 0) throw new Error(`the explainer failed: ${err.message || err}`);
+        await fallBackToWasm(err);
+      }
     }
-    const ms = performance.now() - t0;
     return { logits: out.logits.data, target: Number(out.target_class.data[0]), relevance: out.relevance.data, ms };
   }
   aeq.run = run;
@@ -186,7 +206,7 @@
     return card;
   }
 
-  function buildCard(name) {
+  function buildCard(name, batch) {
     const dom = { photo: el('canvas', { className: 'photo' }), heat: el('canvas'), overlay: el('canvas'),
       classes: el('ol', { className: 'classes' }), meta: el('p', { className: 'meta' }),
       downloads: el('p', { className: 'downloads' }), error: el('p', { className: 'error' }) };
@@ -194,12 +214,12 @@
     dom.root = el('article', { className: 'card' }, el('h2', { textContent: name }), dom.error,
       el('div', { className: 'maps' }, fig(dom.photo, 'what the model sees'), fig(dom.heat, 'heatmap'), fig(dom.overlay, 'overlay')),
       dom.classes, dom.meta, dom.downloads);
-    $('results').prepend(dom.root);
+    batch.append(dom.root);
     return { name, dom };
   }
 
-  async function explainFile(file) {
-    const card = buildCard(file.name || 'photo');
+  async function explainFile(file, batch) {
+    const card = buildCard(file.name || 'photo', batch);
     aeq.cards.push(card);
     try {
       const rgb = await decode(file);
@@ -212,7 +232,7 @@
       for (const [rank, c] of card.top5.entries()) {
         const button = el('button', { type: 'button', textContent: `${rank + 1}. ${label(c.index)} (${c.index})  ${c.prob.toFixed(3)}` });
         button.dataset.class = String(c.index);
-        button.addEventListener('click', () => { aeq.pending = explainClass(card, c.index); });
+        button.addEventListener('click', () => enqueue(() => explainClass(card, c.index)));
         card.dom.classes.append(el('li', null, button));
       }
       render(card);
@@ -225,14 +245,23 @@
 
   async function explainFiles(files) {
     const done = [];
+    const batch = el('div', { className: 'batch' });
+    $('results').prepend(batch); // the newest photos first, each batch in its own order
     for (const [i, file] of [...files].entries()) {
       status(`Explaining ${i + 1}/${files.length}: ${file.name}…`);
-      done.push(await explainFile(file));
+      done.push(await explainFile(file, batch));
     }
     status(`Explained ${done.length} photo${done.length === 1 ? '' : 's'}. Click a class to explain it.`);
     return done;
   }
-  aeq.explainFiles = (files) => { aeq.pending = aeq.ready.then(() => explainFiles(files)); return aeq.pending; };
+  /** Runs one after another (a session runs one explanation at a time); aeq.pending: the last. */
+  let queue = Promise.resolve();
+  function enqueue(task) {
+    aeq.pending = queue.then(() => aeq.ready).then(task);
+    queue = aeq.pending.catch(() => {});
+    return aeq.pending;
+  }
+  aeq.explainFiles = (files) => enqueue(() => explainFiles(files));
 
   function wireInputs() {
     const drop = $('drop');
@@ -247,11 +276,21 @@
     });
   }
 
+  /** The example photos written with the site (aeq web --example), explained on opening. */
+  async function explainExamples() {
+    const files = [];
+    for (const url of config.examples || []) {
+      const response = await fetch(url);
+      if (response.ok) files.push(new File([await response.blob()], url.split('/').pop()));
+    }
+    if (files.length) await aeq.explainFiles(files);
+  }
+
   wireInputs();
   aeq.ready = start().catch((err) => {
     status(err.message || String(err), true);
     aeq.error = err.message || String(err);
     throw err;
   });
-  aeq.ready.catch(() => {});
+  aeq.examples = aeq.ready.then(() => explainExamples()).catch(() => {});
 }());
