@@ -110,7 +110,7 @@ def run_probe(site: Path, probe_js: str, *, isolate: bool, query: str = "",
             _, err = browser.communicate(timeout=30)
             raise AssertionError(f"no report from the page within {timeout} s; chromium said: "
                                  f"{err.decode(errors='replace')[-2000:]}")
-        return server.reports[0]  # type: ignore[attr-defined, no-any-return]
+        return server.reports[0]  # type: ignore[attr-defined]
     finally:
         if browser.poll() is None:
             browser.terminate()

@@ -145,8 +145,8 @@ def test_site_references_nothing_outside_itself(explainer: Path, tmp_path: Path)
     for ref in re.findall(r"'(ort/[^']+)'", app):
         assert (root / ref).is_file(), ref
     for path in (root / "ort").glob("*.*js"):
-        found = set(re.findall(r"(?:https?|wss?)://[^\s\"'`)]+", path.read_text("utf-8")))
-        assert found <= DOC_URLS, f"{path.name}: {found - DOC_URLS}"
+        urls = set(re.findall(r"(?:https?|wss?)://[^\s\"'`)]+", path.read_text("utf-8")))
+        assert urls <= DOC_URLS, f"{path.name}: {urls - DOC_URLS}"
 
 
 @pytest.mark.parametrize("isolate", [True, False])

@@ -100,7 +100,8 @@
     } catch (err) {
       throw new Error(isOutOfMemory(err) ? tooLarge(bytes.length) : `cannot open the explainer: ${err.message || err}`);
     }
-    Object.assign(aeq, { session, info, backend, modelBytes: bytes });
+    // the bytes stay only for a WebGPU session, which may have to reopen on WebAssembly
+    Object.assign(aeq, { session, info, backend, modelBytes: backend.name === 'webgpu' ? bytes : null });
     const { spec, preset } = info;
     $('model-info').textContent = `${config.name} (${mb(bytes.length)}, ${info.metadata['aeq_onnx.method'] || 'ae'}), `
       + `input ${spec.layout} ${spec.channels}×${spec.height}×${spec.width}, preset ${preset.name}${info.presetStored ? '' : ' (default)'}, `
