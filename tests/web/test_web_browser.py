@@ -18,7 +18,9 @@ skipped with that reason.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import json
 import shutil
 import subprocess
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 from page_driver import CHROMIUM, FLAGS, floats, pixels, run_probe
+from PIL import Image
 from web_models import (
     ORT_WEB,
     PHOTOS,
@@ -57,17 +60,20 @@ await aeq.ready;
 const blob = await (await fetch('photo.jpg')).blob();
 const [card] = await aeq.explainFiles([new File([blob], 'dropped.jpg', { type: blob.type })]);
 if (card.error) return { error: card.error };
-const shown = (c) => ({ target: c.target, relevance: b64(c.relevance),
-  heat: canvasPixels(c.dom.heat), overlay: canvasPixels(c.dom.overlay) });
-const first = shown(card);
+const offered = async (c) => Object.fromEntries(await Promise.all(Object.entries(c.files).map(
+  async ([name, blob]) => [name, b64(new Uint8Array(await blob.arrayBuffer()))])));
+const shown = async (c) => ({ target: c.target, relevance: b64(c.relevance),
+  heat: canvasPixels(c.dom.heat), overlay: canvasPixels(c.dom.overlay), files: await offered(c) });
+const first = await shown(card);
 const buttons = [...card.dom.classes.querySelectorAll('button')];
 buttons[1].click();
 await aeq.pending;
 return { backend: aeq.backend, isolated: crossOriginIsolated, tensor: b64(card.tensor),
   logits: b64(card.logits), top5: card.top5, labels: buttons.map((b) => b.textContent),
   backendText: document.getElementById('backend-info').textContent,
-  pressed: buttons.map((b) => b.getAttribute('aria-pressed')), first, second: shown(card),
-  examples: await aeq.examples.then(() => aeq.cards.filter((c) => c !== card).map(shown)) };
+  pressed: buttons.map((b) => b.getAttribute('aria-pressed')), first, second: await shown(card),
+  examples: await aeq.examples.then(
+    () => Promise.all(aeq.cards.filter((c) => c !== card).map(shown))) };
 """
 
 
@@ -104,9 +110,28 @@ def _check(report: dict[str, Any], ref: Reference, names: list[str], layout: str
         assert np.array_equal(pixels(shown["heat"], h, w), heatmap_rgb(got, layout))  # type: ignore[arg-type]
         assert np.array_equal(pixels(shown["overlay"], h, w),
                               np.asarray(overlay(ref.photo, got, layout)))  # type: ignore[arg-type]
+        _check_downloads(shown["files"], cls, got, pixels(shown["heat"], h, w),
+                         pixels(shown["overlay"], h, w))
     [example] = report["examples"]  # explained on opening: the same as the dropped photo
     assert example["target"] == ref.top5[0]
     assert example["relevance"] == report["first"]["relevance"]
+
+
+def _check_downloads(files: dict[str, str], cls: int, relevance: np.ndarray, heat: np.ndarray,
+                     over: np.ndarray) -> None:
+    """The page offers the relevance as np.save writes it (the same bytes) and PNGs of the
+    pixels it shows."""
+    by_end = {name.split(".", 2)[-1]: base64.b64decode(data) for name, data in files.items()}
+    assert sorted(by_end) == ["heatmap.png", "npy", "overlay.png"], sorted(files)
+    assert all(name.startswith(f"dropped.{cls}-") or name.startswith(f"chelsea.{cls}-")
+               for name in files), sorted(files)
+    buffer = io.BytesIO()
+    np.save(buffer, relevance)
+    assert by_end["npy"] == buffer.getvalue()
+    for name, want in (("heatmap.png", heat), ("overlay.png", over)):
+        rgba = np.asarray(Image.open(io.BytesIO(by_end[name])).convert("RGBA"))
+        assert (rgba[:, :, 3] == 255).all()  # Chromium writes RGBA PNGs, opaque
+        assert np.array_equal(rgba[:, :, :3], want)
 
 
 @pytest.fixture(scope="module")

@@ -173,7 +173,7 @@
   }
 
   /** Draw a card's current explanation: heatmap, overlay, pressed class, download links. */
-  function render(card) {
+  async function render(card) {
     const { spec } = aeq.info;
     const { width: W, height: H } = spec;
     card.heat = core.heatmapRgb(card.relevance, spec, config.percentile);
@@ -187,11 +187,13 @@
     for (const a of links.querySelectorAll('a')) URL.revokeObjectURL(a.href);
     links.replaceChildren();
     const npy = new Blob([core.npyBytes(card.relevance, core.sampleShape(spec))], { type: 'application/octet-stream' });
-    links.append(el('a', { href: URL.createObjectURL(npy), download: `${base}.npy`, textContent: 'relevance .npy' }));
-    for (const [what, canvas] of [['heatmap', card.dom.heat], ['overlay', card.dom.overlay]]) {
-      const a = el('a', { download: `${base}.${what}.png`, textContent: `${what} PNG` });
-      canvas.toBlob((blob) => { a.href = URL.createObjectURL(blob); }, 'image/png');
-      links.append(a);
+    const png = (canvas) => new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    const [heat, over] = await Promise.all([png(card.dom.heat), png(card.dom.overlay)]);
+    // what the links offer, by file name (as aeq explain names its files)
+    card.files = { [`${base}.npy`]: npy, [`${base}.heatmap.png`]: heat, [`${base}.overlay.png`]: over };
+    const texts = ['relevance .npy', 'heatmap PNG', 'overlay PNG'];
+    for (const [i, [name, blob]] of Object.entries(card.files).entries()) {
+      links.append(el('a', { href: URL.createObjectURL(blob), download: name, textContent: texts[i] }));
     }
   }
 
@@ -200,7 +202,7 @@
     try {
       const result = await run(card.tensor, k);
       Object.assign(card, { relevance: result.relevance, target: result.target, ms: result.ms });
-      render(card);
+      await render(card);
     } catch (err) {
       card.dom.error.textContent = err.message || String(err);
     }
@@ -236,7 +238,7 @@
         button.addEventListener('click', () => enqueue(() => explainClass(card, c.index)));
         card.dom.classes.append(el('li', null, button));
       }
-      render(card);
+      await render(card);
     } catch (err) {
       card.dom.error.textContent = `cannot explain ${card.name}: ${err.message || err}`;
       card.error = card.dom.error.textContent;
