@@ -154,14 +154,15 @@ def test_server_headers(explainer: Path, tmp_path: Path, isolate: bool) -> None:
     root = write_site(explainer, tmp_path / "site", webgpu=False).root
     server = make_server(root, 0, isolate)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no http_proxy
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}/"
-        with urllib.request.urlopen(base + "ort/ort-wasm-simd-threaded.wasm") as response:
+        with direct.open(base + "ort/ort-wasm-simd-threaded.wasm") as response:
             assert response.headers["Content-Type"] == "application/wasm"
             coop = response.headers.get("Cross-Origin-Opener-Policy")
             coep = response.headers.get("Cross-Origin-Embedder-Policy")
         assert (coop, coep) == (("same-origin", "require-corp") if isolate else (None, None))
-        with urllib.request.urlopen(base + "ort/ort-wasm-simd-threaded.mjs") as response:
+        with direct.open(base + "ort/ort-wasm-simd-threaded.mjs") as response:
             assert response.headers["Content-Type"] == "text/javascript"
     finally:
         server.shutdown()
