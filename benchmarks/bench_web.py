@@ -152,7 +152,8 @@ def rows(runtimes: list[Runtime]) -> list[list[str]]:
         assert rt.relevance is not None and rt.tensor is not None
         diff = np.abs(rt.relevance.reshape(ref.relevance.shape) - ref.relevance) / scale
         py = base.get(rt.threads)
-        out.append([rt.name, rt.threads, f"{median:.1f}", str(len(rt.times)),
+        out.append([rt.name, rt.threads, f"{median:.1f}",
+                    f"{min(rt.times):.0f}–{max(rt.times):.0f}", str(len(rt.times)),
                     f"{median / py:.2f}x" if py else "–",
                     f"{diff.max():.2g} / {np.quantile(diff, 0.999):.2g}",
                     "yes" if rt.top5 == ref.top5 else f"no {rt.top5}",
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    columns = ("runtime", "threads", "median (ms)", "runs", "× Python (same threads)",
+    columns = ("runtime", "threads", "median (ms)", "min–max (ms)", "runs",
+               "× Python (same threads)",
                "ΔR vs Python: max / 99.9th pct (of max abs R)", "top-5 = Python",
                "input tensor = Python")
     lines = report.header("aeq_onnx explainer outside Python: browser, Node, Python",
