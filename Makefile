@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 PYTHON  ?= python3
 
-.PHONY: install demo audit-demo test lint typecheck pytest bench clean browser
+.PHONY: install demo audit-demo test lint typecheck pytest bench bench-web clean browser npm web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,29 @@ $(DEMO_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,demo]'
 	touch $(DEMO_STAMP)
 
-# EfficientNet-Lite0 (real ImageNet weights) -> explainer -> out/demo/index.html
-demo: $(DEMO_STAMP)
+# npm packages, pinned by their lockfiles: onnxruntime-web for `aeq web` (web/) and
+# onnxruntime-node + sharp for examples/node. --ignore-scripts: onnxruntime-node's install script
+# would download CUDA binaries; its CPU binary ships in the package.
+WEB_STAMP  := web/node_modules/.installed
+NODE_STAMP := examples/node/node_modules/.installed
+NPM_CI     := npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20+) is needed for aeq web and its tests"; exit 1; }
+	cd web && $(NPM_CI)
+	touch $@
+
+$(NODE_STAMP): examples/node/package.json examples/node/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20+) is needed for examples/node and its tests"; exit 1; }
+	cd examples/node && $(NPM_CI)
+	touch $@
+
+web: $(WEB_STAMP)
+
+npm: $(WEB_STAMP) $(NODE_STAMP)
+
+# EfficientNet-Lite0 (real ImageNet weights) -> explainer -> out/demo/index.html and out/demo/web/
+demo: $(DEMO_STAMP) $(WEB_STAMP)
 	$(PY) -m fixtures.demo
 
 # every method x insertion/deletion on EfficientNet-Lite0 and the bundled photos -> out/audit-demo
@@ -45,10 +66,15 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	    >/dev/null || echo "warning: could not install chromium; the browser test will skip"; }
 
-test: lint typecheck browser pytest
+test: lint typecheck browser npm pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_explainer.py
 
+# Lite0 explainer per image: Chromium WASM 1 thread / multi-thread, Node, Python -> WEB.md
+bench-web: $(DEMO_STAMP) npm browser
+	$(PY) benchmarks/bench_web.py
+
 clean:
-	rm -rf $(VENV) fixtures/.cache out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) fixtures/.cache out .pytest_cache .mypy_cache .ruff_cache \
+	  web/node_modules examples/node/node_modules

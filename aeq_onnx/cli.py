@@ -223,8 +223,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.run.failures else 0
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    """``aeq web``: write the site and say how to open it."""
+    from aeq_onnx.web import MAX_MODEL_BYTES, write_site
+    from aeq_onnx.web.serve import serve
+
+    limit = MAX_MODEL_BYTES if args.max_mb is None else int(args.max_mb * 1e6)
+    site = write_site(args.model, args.out, labels=args.labels, preset=args.preset,
+                      webgpu=not args.no_webgpu, ort_dir=args.ort_dir, max_bytes=limit,
+                      examples=args.example)
+    print(f"wrote {site.root} (explainer {site.model_bytes / 1e6:.1f} MB, preset "
+          f"{site.preset.name}, {site.layout}, {site.classes} classes)")
+    if args.serve is not None:
+        serve(site.root, args.serve)
+        return 0
+    print(f"open it through a local server: python -m aeq_onnx.web.serve {site.root}  "
+          "(then http://127.0.0.1:8000/; browsers refuse to run it from file://)")
+    return 0
+
+
 COMMANDS = {"build": cmd_build, "explain": cmd_explain, "inspect": cmd_inspect,
-            "audit": cmd_audit}
+            "audit": cmd_audit, "web": cmd_web}
 
 
 @contextmanager

@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--nodes", action="store_true", help="list every node, not only op types")
     method_args(inspect)
     _audit_parser(sub)
+    _web_parser(sub)
     return parser
 
 
@@ -202,3 +203,30 @@ def _audit_parser(sub: Any) -> None:
     audit.add_argument("--workers", type=POSITIVE, default=2, help="Ray actors (default 2)")
     audit.add_argument("--gpus-per-worker", type=number_in(0, INF), default=0.0,
                        help="GPUs per Ray actor (default 0: CPU)")
+
+
+def _web_parser(sub: Any) -> None:
+    web = sub.add_parser(
+        "web", help="write a static, offline web page that runs the explainer in the browser",
+        description="Write SITE/: index.html, the explainer and onnxruntime-web (pinned), for "
+        "any static server. Users drop photos; the page preprocesses them with the explainer's "
+        "preset, shows the top-5 classes, heatmap and overlay as aeq explain draws them, and "
+        "offers the PNGs and the raw relevance. WebGPU where the browser has it, else "
+        "WebAssembly (multi-threaded when served with COOP/COEP headers).")
+    web.add_argument("model", help="an explainer built by aeq build (a classifier is compiled "
+                     "with AE's defaults)")
+    web.add_argument("-o", "--out", required=True, help="the site folder to write (created)")
+    web.add_argument("--labels", default=None,
+                     help="class names, one per line (default: ImageNet's for 1000 classes)")
+    web.add_argument("--preset", default=None, help="imagenet, inception, unit or a JSON "
+                     "preset (default: the explainer's stored preset, else imagenet)")
+    web.add_argument("--no-webgpu", action="store_true",
+                     help="leave out the WebGPU runtime (27 MB smaller; WebAssembly only)")
+    web.add_argument("--ort-dir", default=None, help="onnxruntime-web package folder "
+                     "(default: web/node_modules of this checkout, or ./node_modules)")
+    web.add_argument("--max-mb", type=number_in(0, INF, low_open=True), default=None,
+                     help="largest explainer the page opens, in MB (default 1073.7: 1 GiB)")
+    web.add_argument("--example", action="append", default=[], metavar="PHOTO",
+                     help="a photo to include and explain when the page opens (repeatable)")
+    web.add_argument("--serve", type=int, nargs="?", const=8000, default=None, metavar="PORT",
+                     help="then serve the site on 127.0.0.1:PORT (default 8000) with COOP/COEP")

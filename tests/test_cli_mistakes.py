@@ -1,12 +1,12 @@
 """Ordinary mistakes are never an internal error.
 
 A table sweeps every command (``build``, ``explain`` with photos and with an ``.npy`` batch,
-``inspect``, ``audit``) and its options with ordinary mistakes. Each row must print exactly one
-line on stderr (``aeq: error: ...`` for the whole command, ``aeq: failed: ITEM: ...`` for one
-bad item), exit 1 (a mistake in the inputs) or 2 (a usage error, unsupported ops), never 3,
-change no file it was given and leave no output file behind (an item that failed leaves only
-the gallery listing it). Most rows run with ``--no-isolate`` (in-process checks, fast); the
-``isolated-*`` rows run the default isolated checks.
+``inspect``, ``audit``, ``web``) and its options with ordinary mistakes. Each row must print
+exactly one line on stderr (``aeq: error: ...`` for the whole command, ``aeq: failed: ITEM:
+...`` for one bad item), exit 1 (a mistake in the inputs) or 2 (a usage error, unsupported
+ops), never 3, change no file it was given and leave no output file behind (an item that
+failed leaves only the gallery listing it). Most rows run with ``--no-isolate`` (in-process
+checks, fast); the ``isolated-*`` rows run the default isolated checks.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from PIL import Image
 import aeq_onnx
 from aeq_onnx import imaging
 from aeq_onnx.audit import GroundTruthSource, audit
-from aeq_onnx.cli import main
+from aeq_onnx.cli import COMMANDS, main
 from aeq_onnx.errors import InputError
 from tests.helpers_models import small_cnn
 
@@ -100,6 +100,7 @@ AUDIT_FAILED = {"prefix": "aeq: failed: ", "leaves": (
     "explainers/ae.onnx", "report.html", "report.json", "report.md", "run.json")}
 M, P = "{w}/model.onnx", "{w}/photos"
 AUDIT = f"audit {M} --images {P} --methods ae --steps 2"
+WEB = "web {w}/explainer.onnx"
 
 ROWS = [
     row("no-command", "", (2,), "the following arguments are required: command"),
@@ -280,6 +281,30 @@ ROWS = [
         "--out {new}", (1,), "as an image", **AUDIT_FAILED),
     row("isolated-audit-absurd-model", f"audit {{w}}/huge.onnx --images {P} --out {{new}}", (1,),
         "over the limit of 16,777,216"),
+    # ---------------------------------------------------------------------- web
+    row("web-out-is-file", f"{WEB} -o {{w}}/file.txt", (1,), "is an existing file"),
+    row("web-out-under-file", f"{WEB} -o {{w}}/file.txt/site", (1,),
+        "file.txt' is a file, not a folder"),
+    row("web-unwritable", f"{WEB} -o /proc/aeq-site", (1,), "'/proc/aeq-site"),
+    row("web-input-is-output", f"{WEB} -o {{new}} --example {{new}}", (1,), "is also an input"),
+    row("web-model-is-folder", "web {w}/folder.onnx -o {new}", (1,), "is a directory"),
+    row("web-model-missing", "web {w}/missing.onnx -o {new}", (1,), "missing.onnx"),
+    row("web-not-onnx", "web {w}/text.onnx -o {new}", (1,), "not an ONNX model"),
+    row("web-unsupported-op", "web {w}/sin.onnx -o {new}", (2,), "1 unsupported node(s)"),
+    row("web-absurd-model", "web {w}/huge.onnx -o {new}", (1,),
+        "65536x65536 = 4,294,967,296 pixels per image"),
+    row("web-labels-wrong-count", f"{WEB} -o {{new}} --labels {{w}}/labels3.txt", (1,),
+        "3 labels in"),
+    row("web-unknown-preset", f"{WEB} -o {{new}} --preset nope", (1,), "unknown preset 'nope'"),
+    row("web-example-missing", f"{WEB} -o {{new}} --example {{w}}/nope.png", (1,),
+        "no such example photo"),
+    row("web-max-mb-0", f"{WEB} -o {{new}} --max-mb 0", (2,), "argument --max-mb: must lie in"),
+    row("web-too-large", f"{WEB} -o {{new}} --max-mb 0.000001", (1,),
+        "too large for the browser"),
+    row("web-no-runtime", f"{WEB} -o {{new}} --ort-dir {{w}}/empty", (1,),
+        "onnxruntime-web 1.30.0 not found"),
+    row("isolated-web-absurd-model", "web {w}/huge.onnx -o {new}", (1,),
+        "over the limit of 16,777,216"),
 ]
 
 
@@ -321,7 +346,7 @@ def test_an_ordinary_mistake_is_one_line_and_leaves_nothing(
 
 def test_the_sweep_covers_every_command() -> None:
     commands = {next(a for a in r.argv if not a.startswith("--")) for r in ROWS if r.argv[1:]}
-    assert {"build", "explain", "inspect", "audit"} <= commands
+    assert set(COMMANDS) <= commands  # and an unknown command
     npy = {r.id for r in ROWS if any(a.endswith(".npy") for a in r.argv[2:4])}
     assert len(npy) >= 10  # explain's .npy mode has its own rows
 
