@@ -144,19 +144,23 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[dict[str, An
     return samples, load
 
 
-def merge(paths: list[Path]) -> tuple[fr.Samples, fr.Load, list[str]]:
-    """Samples, load and commands of several ``--raw`` files (one run per model group)."""
+def merge(paths: list[Path]) -> tuple[fr.Samples, fr.Load, list[str], dict[str, str]]:
+    """Samples, load, commands and machine of several ``--raw`` files (one run per model
+    group, all on one machine)."""
     samples: fr.Samples = {}
-    load, busy, commands = fr.Load(), 0.0, []
+    load, busy, commands, machines = fr.Load(), 0.0, [], []
     load.wall = 0.0
     for path in paths:
         raw = json.loads(path.read_text())
         samples.update(raw["samples"])
         load.wall += raw["wall"]
         busy += raw["cores"] * raw["wall"]
-        commands.append(raw["command"])
+        commands.append(f"{raw['date']}: `{raw['command']}`")
+        machines.append(raw["context"])
+    if any(m != machines[0] for m in machines):
+        raise SystemExit(f"--merge: the runs come from different machines: {machines}")
     load.cores = busy / load.wall
-    return samples, load, commands
+    return samples, load, commands, machines[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,21 +177,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write the samples as JSON (for --merge)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="measure nothing: one report from these --raw files")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's header (e.g. what --baseline was)")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     argv = sys.argv[1:] if argv is None else argv
+    measured_on = fr.context(args.device)
     if args.merge:
-        samples, load, commands = merge(args.merge)
+        samples, load, commands, measured_on = merge(args.merge)
         args.repeats = min(len(v) for runs in samples.values() for v in runs.values())
-        notes = ["- Measured by: " + "; ".join(f"`{c}`" for c in commands)]
+        notes = ["- Measured (merged here with `--merge`): " + "; ".join(commands)]
     else:
         samples, load = run(args)
         notes = []
         if args.raw:
             command = " ".join(["python benchmarks/bench_first_result.py", *argv])
             args.raw.write_text(json.dumps({"samples": samples, "wall": load.wall,
-                                            "cores": load.cores, "command": command}))
-    text = fr.render(samples, args, load, argv, notes)
+                                            "cores": load.cores, "command": command,
+                                            "context": measured_on, "date": fr.report.now()}))
+    notes += [f"- Note: {note}" for note in args.note]
+    text = fr.render(samples, args, load, argv, notes, measured_on)
     print(text)
     args.output.write_text(text + "\n", encoding="utf-8")
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
+from benchmarks.first_result_probe import PHASES
 
 TITLES = {**report.TITLES, "efficientnet_v2_s": "EfficientNet-V2-S",
           "densenet121": "DenseNet-121", "tiny": "tiny ResNet (smoke)"}
@@ -80,6 +81,14 @@ def summary_rows(samples: Samples) -> list[list[str]]:
     return rows
 
 
+def largest_phase(runs: list[dict[str, Any]]) -> str:
+    """The phase that takes most of the time to the first PNG, and its share."""
+    phases = {p: med(runs, p) for p in PHASES}
+    name = max(phases, key=lambda p: phases[p])
+    share = phases[name] / med(runs, "first_png")
+    return f"{PHASE_LABELS[name]} {phases[name]:.2f} s ({share:.0%})"
+
+
 def target_rows(samples: Samples) -> list[list[str]]:
     rows = []
     for name, runs in samples.items():
@@ -89,13 +98,16 @@ def target_rows(samples: Samples) -> list[list[str]]:
             ratio = extra(runs[kind], runs[f"{kind} --no-isolate"]) / plain
             rows.append([title, f"`aeq explain {kind.upper()}.onnx`: isolation extra ≤ "
                          f"{ISOLATION_TARGET:.0%} of --no-isolate", f"{ratio:+.1%}",
-                         "MET" if ratio <= ISOLATION_TARGET else "MISSED"])
+                         "MET" if ratio <= ISOLATION_TARGET else "MISSED",
+                         f"isolated child {med(runs[kind], 'isolated'):.2f} s"])
         bound = (FORWARD_FACTOR * med(runs["forward"], "first_png")
                  + med(runs["explainer"], "run"))
         got = med(runs["explainer"], "first_png")
         rows.append([title, f"explainer's first heatmap ≤ {FORWARD_FACTOR:g}× forward + its run "
                      f"({bound:.2f} s)", f"{got:.2f} s ({got / bound:.2f}× the bound)",
-                     "MET" if got <= bound else "MISSED"])
+                     "MET" if got <= bound else "MISSED",
+                     f"largest phase: {largest_phase(runs['explainer'])}; the forward's "
+                     f"session {med(runs['forward'], 'session'):.2f} s"])
     return rows
 
 
@@ -125,10 +137,21 @@ def baseline_rows(samples: Samples) -> list[list[str]]:
     return rows
 
 
+def context(device: str) -> dict[str, str]:
+    """The Machine and Versions lines of this run (kept in --raw files for --merge)."""
+    return {"Machine": report.machine(device), "Versions": report.versions()}
+
+
 def render(samples: Samples, args: argparse.Namespace, load: Load, argv: list[str],
-           notes: list[str]) -> str:
+           notes: list[str], measured_on: dict[str, str] | None = None) -> str:
+    """The report; ``measured_on`` replaces this machine's Machine/Versions lines (--merge of
+    runs made elsewhere)."""
     lines = report.header("Time to the first heatmap", "bench_first_result.py", argv,
-                          args.device) + notes
+                          args.device)
+    for key, value in (measured_on or {}).items():
+        lines = [f"- {key}: {value}" if line.startswith(f"- {key}: ") else line
+                 for line in lines]
+    lines += notes
     lines += [f"- Load: other processes used {load.cores:.2f} cores on average during the "
               f"{load.wall / 60:.1f} min run (from /proc/stat minus this benchmark's own "
               f"processes); {args.repeats} interleaved rounds (variant order rotated each "
@@ -141,10 +164,11 @@ def render(samples: Samples, args: argparse.Namespace, load: Load, argv: list[st
                     "EXPLAINER.onnx --no-isolate", "isolation extra", "explainer run"],
                    summary_rows(samples))
     lines += ["", "## Targets (computed from the numbers above)", ""]
-    lines += table(["model", "target", "measured", "status"], target_rows(samples))
+    lines += table(["model", "target", "measured", "status", "where the time goes"],
+                   target_rows(samples))
     if any(baseline_rows(samples)):
-        lines += ["", f"## Before / after (`--baseline {args.baseline}`, isolated, same rounds)",
-                  ""]
+        where = f" {args.baseline}" if args.baseline else ""
+        lines += ["", f"## Before / after (`--baseline{where}`, isolated, same rounds)", ""]
         lines += table(["model", "command", "baseline (s)", "this checkout (s)",
                         "--no-isolate (s)", "extra before", "extra after",
                         "isolated child before", "isolated child after"],

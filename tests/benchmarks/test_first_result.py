@@ -76,11 +76,12 @@ def test_one_round_on_the_tiny_model(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT,
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    found = tables(output.read_text())
+    text = output.read_text()
+    found = tables(text)
     first = found["First heatmap (seconds from process start to the PNG written)"]
     assert len(first) == 2
     numbers = [float(c.split()[0]) for c in first[1][1:]]  # extras may be negative (noise)
-    assert all(numbers[i] > 0 for i in (0, 1, 2, 4, 5, 7)), numbers
+    assert all(numbers[i] > 0 for i in (0, 1, 2, 4, 5)) and numbers[7] >= 0, text
     targets = found["Targets (computed from the numbers above)"][1:]
     assert len(targets) == 3 and all(row[3] in ("MET", "MISSED") for row in targets)
     phases = found["Phase split (median seconds; `first PNG` and `exit` from process start)"]
@@ -89,7 +90,6 @@ def test_one_round_on_the_tiny_model(tmp_path: Path) -> None:
                         "explainer --no-isolate"}
     for row in phases[1:]:
         values = [float(c) for c in row[2:]]
-        assert values[-2] > 0 and values[-1] >= values[-2], row  # first PNG, then exit
-        if row[1] == "model":
-            assert values[2] > 0  # the isolated child ran
-        assert values[5] > 0  # session
+        assert values[-2] > 0 and values[-1] >= values[-2], text  # first PNG, then exit
+        assert (values[2] > 0) == (row[1] in ("model", "explainer")), text  # isolated child
+        assert values[4] > 0, text  # session
