@@ -43,7 +43,8 @@ def load_model(source: Source, *, isolate: bool | None = None,
 
     ``isolate`` runs onnx's checker and shape inference in a memory- and time-limited child
     process, so a native crash on a hostile model becomes a :class:`ModelRejectedError`
-    (default: on when the environment variable ``AEQ_ISOLATE=1``). Ops from custom domains
+    (default: on when the environment variable ``AEQ_ISOLATE=1``); a process checks the same
+    skeleton bytes once (:func:`aeq_onnx.safety.check_isolated`). Ops from custom domains
     are refused unless ``allow_custom_domains``.
     """
     path: Path | None = None
