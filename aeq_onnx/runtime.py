@@ -97,7 +97,7 @@ def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device
                  threads: int | None = None, cuda_graph: bool = False,
                  ) -> ort.InferenceSession:
     """An onnxruntime session on the best provider for ``device``, all graph optimisations on,
-    the memory pattern off, TF32 off on CUDA (``cuda_graph``: see :mod:`aeq_onnx.cuda_graph`)."""
+    the memory pattern and buffer reuse off, TF32 off on CUDA (``cuda_graph``: see :mod:`aeq_onnx.cuda_graph`)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -105,6 +105,10 @@ def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device
     # a ResNet-50 explainer held 3.0 GB at batch 8 (1.8 GB without) and 0.83 GB at batch 1
     # (0.69 GB), for no measurable gain in time (interleaved fresh-process runs, README).
     options.enable_mem_pattern = False
+    # onnxruntime's buffer-reuse planner is superlinear in the explainer's size: session
+    # creation took 40 s for a DenseNet-121 explainer with it, 1.3-2 s without, same run time,
+    # same relevance, lower peak RSS (docs/performance.md). Kept for CUDA graphs (unmeasured).
+    options.enable_mem_reuse = cuda_graph
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
