@@ -15,7 +15,7 @@ order, one fresh process each of:
 
 Each process is ``benchmarks/first_result_probe.py`` (phase split: import, load/check (of
 which the isolated child), compile, session, run, render, other). Medians over ``--repeats``
-rounds; results printed and written to ``benchmarks/FIRST_RESULT.md``::
+rounds; results printed and written to ``benchmarks/results/FIRST_RESULT.md``::
 
     .venv/bin/python benchmarks/bench_first_result.py [--models resnet50,...] [--repeats 3]
         [--device cpu|cuda] [--baseline ROOT] [--output PATH] [--raw RAW.json]
@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="checkout root of another aeq_onnx to time the isolated commands of")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "FIRST_RESULT.md")
+    parser.add_argument("--output", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "FIRST_RESULT.md")
     parser.add_argument("--raw", type=Path, default=None,
                         help="also write the samples as JSON (for --merge)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,

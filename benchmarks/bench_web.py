@@ -9,7 +9,7 @@ the explainer run: ``session.run`` in the page and Node, ``Explainer.explain`` i
 warm-up run, then ``--runs`` timed runs, in ``--rounds`` interleaved rounds (every runtime once
 per round); medians over all timed runs. Beside the times: each runtime's relevance against
 Python's (max and 99.9th percentile of |ΔR| / max |R|), its top-5 and its input tensor.
-Prints a Markdown report and writes it to ``benchmarks/WEB.md`` (``--output``).
+Prints a Markdown report and writes it to ``benchmarks/results/WEB.md`` (``--output``).
 
     python benchmarks/bench_web.py                 # ~3 min on 2 cores
     python benchmarks/bench_web.py --runs 3 --rounds 1 --output /tmp/web.md
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per round (default 5)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "WEB.md")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "WEB.md")
     args = parser.parse_args(argv)
     from tests.web.page_driver import CHROMIUM
 

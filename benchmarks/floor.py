@@ -15,7 +15,7 @@ explainer's Conv / ConvTranspose / Gemm / MatMul kernels, NCHWc and fused forms 
 explainer/forward ratio with onnxruntime's kernels on this machine; the MAC ratio
 (``benchmarks/flops.py``) is beside it. The profiler adds a few µs per node, so ``rest`` is an
 upper estimate; the convolutions are long enough to be timed fairly. Prints and writes
-``benchmarks/FLOOR.md``::
+``benchmarks/results/FLOOR.md``::
 
     python benchmarks/floor.py [--models resnet50,vgg16] [--threads 1,2] [--batches 1,8]
 """
@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 from aeq_onnx.compiler import compile_explainer  # noqa: E402
 from benchmarks import flops, liveness, models, report, workers  # noqa: E402
 
-OUTPUT = ROOT / "benchmarks" / "FLOOR.md"
+OUTPUT = ROOT / "benchmarks" / "results" / "FLOOR.md"
 #: Kernels that do the rule's multiply-accumulates (op_name in onnxruntime's profile).
 PRODUCTS = frozenset({"Conv", "ConvTranspose", "FusedConv", "Gemm", "FusedGemm", "MatMul",
                       "FusedMatMul"})

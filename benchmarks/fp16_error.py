@@ -7,7 +7,7 @@ and compare, per input, ``max|R16 - R32| / max|R32|``, the Pearson correlation o
 explained class, the logits; plus batch-1 latency of both models.
 
 ``--device cuda`` runs both on onnxruntime's CUDAExecutionProvider instead (the measurement the
-CPU figures estimate) and writes ``benchmarks/FP16_CUDA.md``.
+CPU figures estimate) and writes ``benchmarks/results/FP16_CUDA.md``.
 
 Caveat (printed into the CPU report): onnxruntime's CPU provider runs fp16 graphs with fp16 kernels
 for some ops and float32 kernels between inserted Casts for the others, so every intermediate
@@ -45,7 +45,8 @@ from aeq_onnx.runtime import Device, make_session  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.models import export  # noqa: E402
 
-OUTPUT = {"cpu": ROOT / "benchmarks" / "FP16.md", "cuda": ROOT / "benchmarks" / "FP16_CUDA.md"}
+OUTPUT = {"cpu": ROOT / "benchmarks" / "results" / "FP16.md",
+          "cuda": ROOT / "benchmarks" / "results" / "FP16_CUDA.md"}
 SCENE_METHODS = ("ae", "lrp-epsilon", "integrated-gradients", "gradcam", "gradient")
 LARGE = ("vgg16", "resnet50")
 HEAVY_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inputs", type=int, default=8, help="scene inputs (large: half)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--output", type=Path, default=None,
-                        help="default benchmarks/FP16.md (cuda: benchmarks/FP16_CUDA.md)")
+                        help="default benchmarks/results/FP16.md "
+                        "(cuda: benchmarks/results/FP16_CUDA.md)")
     args = parser.parse_args(argv)
     args.output = args.output or OUTPUT[args.device]
     start = time.monotonic()

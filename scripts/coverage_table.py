@@ -262,7 +262,8 @@ def document(results: Sequence[CaseResult]) -> str:
         "file. The whole matrix is rewritten by one full run (a partial run with `--arch`, "
         "`--exporter`, `--opset` or `--quick` prints its rows and writes only to an explicit "
         "`--out`), and the model tests of `make test` fail when a row here disagrees with their "
-        "own outcome (`tests/models/common.py`). Compile times: `benchmarks/COMPILE.md`.\n\n"
+        "own outcome (`tests/models/common.py`). Compile times: "
+        "`benchmarks/results/COMPILE.md`.\n\n"
         f"torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime "
         f"{onnxruntime.__version__}, Python {platform.python_version()}.\n\n"
         + markdown(results)

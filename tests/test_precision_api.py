@@ -45,7 +45,7 @@ def test_explainer_converts_an_fp32_explainer(fp32: onnx.ModelProto) -> None:
     want, got = full.explain(_batch()), half.explain(_batch())
     np.testing.assert_array_equal(got.target, want.target)
     err = np.abs(got.relevance - want.relevance).max() / np.abs(want.relevance).max()
-    assert 0 < err < 0.05  # fp16 rounding shows, within benchmarks/FP16.md's range
+    assert 0 < err < 0.05  # fp16 rounding shows, within benchmarks/results/FP16.md's range
 
 
 @pytest.mark.parametrize("precision", ["fp8", "float16"], ids=["fp8", "long-name"])

@@ -100,7 +100,7 @@ def test_architecture(request: pytest.FixtureRequest, record_property: RecordPro
                       arch: str, exporter: str, opset: int) -> None:
     from reference import ae_torch  # imported late: other engineers extend it
 
-    record_property("coverage", (arch, exporter, opset))  # README coverage table
+    record_property("coverage", (arch, exporter, opset))  # docs/coverage-tests.md table
 
     size = tvm.MODELS[arch].size
     path = tvm.export(arch, exporter, opset, size)

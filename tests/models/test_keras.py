@@ -162,7 +162,7 @@ def fold_pads_by_hand(model: onnx.ModelProto) -> onnx.ModelProto:
 def test_relevance_matches_reference(case: Case,
                                      record_property: Callable[[str, object], None]) -> None:
     name, opset = case.name.rsplit("-opset", 1)
-    record_property("coverage", (name, "tf2onnx", int(opset)))  # README coverage table
+    record_property("coverage", (name, "tf2onnx", int(opset)))  # docs/coverage-tests.md table
     np.testing.assert_array_equal(case.result.target, case.reference["target"])
     np.testing.assert_allclose(case.result.logits, case.reference["logits"], rtol=0,
                                atol=LOGIT_ATOL)

@@ -84,7 +84,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
 
 
 def test_logits_match_torch(case: Case, record_property: RecordProperty) -> None:
-    record_property("coverage", case.coverage)  # README coverage table
+    record_property("coverage", case.coverage)  # docs/coverage-tests.md table
     np.testing.assert_allclose(case.result.logits, case.torch_logits,
                                rtol=LOGIT_RTOL, atol=LOGIT_ATOL)
     np.testing.assert_array_equal(case.result.target, case.result.logits.argmax(axis=1))
