@@ -1,25 +1,67 @@
-"""Merge rules, explainer vs torch reference: Add of two tensors (spec 4.7: ``residual``,
-``share`` and ``z``), Concat (4.9), and their VJPs above the split."""
+"""Add: of two non-constant tensors, rule 4.7 (``residual``, ``share`` and ``z``) on residual
+joins, equal branches, an input shortcut and dense blocks; with a constant operand (bias),
+pass-through (4.5); in the head, its VJP with both operands' gradients summed at the fork.
+Explainer vs the torch reference."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
+import torch
 
 from tests.helpers import Net, compare_with_reference, random_input
+from tests.reference.interpreter import Walk
+from tests.reference.registry import Ins, Node, reference
+from tests.reference.relevance import join, one_data_input
+from tests.rules.scaffold import (
+    Block,
+    C,
+    check_above,
+    check_below,
+    const_operand,
+    stem,
+)
 
-C = 6
 SIZE = 10
 ADD_RULES = ["residual", "share", "z"]
 
 
-def stem(seed: int, cin: int = 3) -> Net:
-    """input → Conv3×3 → Relu (``fork``)."""
-    net = Net((cin, SIZE, SIZE), seed=seed)
-    net.conv(C, 3, pads=1)
-    net.relu(name="fork")
-    return net
+def add_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Rule 4.7 for two non-constant operands; pass-through (4.5) next to a constant."""
+    data = walk.data(node)
+    if len(data) == 2:
+        return join(walk, data[0], data[1], R)
+    return one_data_input(walk, node, R)
+
+
+@reference("Add", relevance=add_relevance)
+def add(ins: Ins, node: Node) -> torch.Tensor:
+    """``a + b`` (broadcasting)."""
+    return ins[0] + ins[1]  # type: ignore[operator]
+
+
+# ----------------------------------------------------------------------------- a constant operand
+
+CONST_CASES: dict[str, Block] = {
+    "add-scalar": const_operand("Add", "scalar"),
+    "add-channel": const_operand("Add", "channel"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONST_CASES))
+def test_add_constant_below_split(name: str) -> None:
+    """Rule 4.5: a bias passes relevance through unchanged, between two convs."""
+    check_below(CONST_CASES[name])
+
+
+@pytest.mark.parametrize("name", list(CONST_CASES))
+def test_add_constant_above_split(name: str) -> None:
+    """Add of a constant in the head: gradient unchanged."""
+    check_above(CONST_CASES[name])
+
+
+# ----------------------------------------------------------------------------- two tensors
 
 
 def identity_block(net: Net, src: str) -> str:
@@ -163,93 +205,6 @@ def test_add_above_split(name: str) -> None:
     fork."""
     net = ADD_MODELS[name](seed=13)
     compare_with_reference(net.head(), random_input(net.in_shape, seed=4), layer="fork")
-
-
-# ----------------------------------------------------------------------------- Concat
-
-
-def concat_two(seed: int) -> Net:
-    net = stem(seed)
-    a = net.conv(4, 3, pads=1, x="fork")
-    b = net.conv(4, 1, x="fork")
-    net.op("Concat", [a, b], axis=1)
-    net.relu()
-    net.conv(C, 3, pads=1)
-    net.relu()
-    return net
-
-
-def concat_dense(seed: int) -> Net:
-    """DenseNet style: the fork itself is concatenated with a conv of it."""
-    net = stem(seed)
-    net.conv(4, 3, pads=1, x="fork")
-    b = net.relu()
-    net.op("Concat", ["fork", b], axis=1)
-    net.conv(C, 3, pads=1)
-    net.relu()
-    return net
-
-
-def concat_three_relu(seed: int) -> Net:
-    """Three Relu branches of different widths, concatenated right before the global pool."""
-    net = stem(seed)
-    outs = []
-    for width, k in ((2, 1), (3, 3), (5, 5)):
-        net.conv(width, k, pads=k // 2, x="fork")
-        outs.append(net.relu())
-    net.op("Concat", outs, axis=1)
-    return net
-
-
-def concat_height(seed: int) -> Net:
-    """Concat along H (axis 2)."""
-    net = stem(seed)
-    a = net.conv(C, 3, pads=1, x="fork")
-    b = net.conv(C, 3, stride=(2, 1), pads=1, x="fork")
-    net.op("Concat", [a, b], axis=2)
-    net.relu()
-    net.conv(C, 3, pads=1)
-    net.relu()
-    return net
-
-
-CONCAT_MODELS: dict[str, Callable[[int], Net]] = {
-    "two": concat_two,
-    "dense": concat_dense,
-    "three-relu": concat_three_relu,
-    "height": concat_height,
-}
-
-
-@pytest.mark.parametrize("name", list(CONCAT_MODELS))
-def test_concat_below_split(name: str) -> None:
-    net = CONCAT_MODELS[name](seed=20)
-    compare_with_reference(net.head(), random_input(net.in_shape, seed=5))
-
-
-@pytest.mark.parametrize("name", list(CONCAT_MODELS))
-def test_concat_above_split(name: str) -> None:
-    net = CONCAT_MODELS[name](seed=21)
-    compare_with_reference(net.head(), random_input(net.in_shape, seed=6), layer="fork")
-
-
-def test_concat_then_residual_share() -> None:
-    """A Concat feeding a residual Add (Inception/ResNet mix), ``share`` and ``residual``."""
-    net = stem(22)
-    a = net.conv(3, 3, pads=1, x="fork")
-    b = net.conv(3, 1, x="fork")
-    net.op("Concat", [a, b], axis=1)
-    net.relu()
-    main = net.conv(C, 3, pads=1)
-    net.op("Add", [main, "fork"])
-    net.relu()
-    model = net.head()
-    x = random_input(net.in_shape, seed=7)
-    for add_rule in ("residual", "share"):
-        compare_with_reference(model, x, add_rule=add_rule)
-
-
-# ----------------------------------------------------------------------------- more joins
 
 
 def test_split_inside_residual_block() -> None:

@@ -1,16 +1,69 @@
-"""Structure ops (spec 4.9), explainer vs torch reference: Flatten and Reshape in a VGG-style
-head (VJP; the split is the map before them), below the split (relevance reshaped back), and a
-rank-4 → rank-4 Reshape between convs."""
+"""Flatten, Reshape, Squeeze, Unsqueeze (one rule: reshape back, spec 4.9), explainer vs the
+torch reference: Flatten and Reshape in a VGG-style head (VJP; the split is the map before
+them), below the split (relevance reshaped back), a rank-4 → rank-4 Reshape between convs, a
+Reshape whose shape comes from a Constant node, and Unsqueeze → Relu → Squeeze between convs."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 from onnx import helper, numpy_helper
 
 from tests.helpers import Net, compare_with_reference, random_input
+from tests.reference.onnx_args import ints_arg
+from tests.reference.registry import Ins, Node, reference
+from tests.reference.relevance import mapping, reshape_back
+from tests.rules import scaffold
+
+
+@reference("Flatten", relevance=reshape_back)
+def flatten_forward(ins: Ins, node: Node) -> torch.Tensor:
+    """``[N, ...] → [prod(dims before axis), prod(dims from axis)]``."""
+    x = ins[0]
+    assert x is not None
+    axis = int(node.at.get("axis", 1)) % max(x.dim(), 1) if x.dim() else 0
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+
+
+@reference("Reshape", relevance=reshape_back)
+def reshape_forward(ins: Ins, node: Node) -> torch.Tensor:
+    """Reshape to the shape input (0 copies the input's dim unless ``allowzero``)."""
+    x, shape_in = ins[0], ins[1]
+    assert x is not None and shape_in is not None
+    shape = [int(v) for v in shape_in.tolist()]
+    if not node.at.get("allowzero", 0):
+        shape = [x.shape[i] if v == 0 else v for i, v in enumerate(shape)]
+    return x.reshape(shape)
+
+
+@reference("Squeeze", relevance=mapping)
+def squeeze(ins: Ins, node: Node) -> torch.Tensor:
+    """Drop the size-1 ``axes`` (input from opset 13, attribute before)."""
+    axes = ints_arg(ins, 1, node.at, "axes")
+    if not axes:
+        raise NotImplementedError("Squeeze without axes")
+    x = ins[0]
+    assert x is not None
+    for a in sorted((a % x.dim() for a in axes), reverse=True):
+        x = x.squeeze(a)
+    return x
+
+
+@reference("Unsqueeze", relevance=mapping)
+def unsqueeze(ins: Ins, node: Node) -> torch.Tensor:
+    """Insert size-1 ``axes`` (positions in the output)."""
+    axes = ints_arg(ins, 1, node.at, "axes") or []
+    x = ins[0]
+    assert x is not None
+    rank = x.dim() + len(axes)
+    for a in sorted(a % rank for a in axes):
+        x = x.unsqueeze(a)
+    return x
+
 
 SHAPE = (3, 12, 12)
 CLASSES = 5
@@ -110,3 +163,19 @@ def test_flatten_of_one_by_one_map_below_split() -> None:
     net.gemm(CLASSES, name="y")
     compare_with_reference(net.build(classes=CLASSES), random_input(SHAPE, seed=8),
                            layer="hidden")
+
+
+def unsqueeze_squeeze(net: Net) -> str:
+    net.op("Unsqueeze", [net.cur, scaffold.ints(net, [2])])
+    net.op("Relu", [net.cur])
+    return net.op("Squeeze", [net.cur, scaffold.ints(net, [2])])
+
+
+def test_unsqueeze_squeeze_below_split() -> None:
+    """Rule 4.9: relevance reshaped back through Squeeze and Unsqueeze."""
+    scaffold.check_below(unsqueeze_squeeze)
+
+
+def test_unsqueeze_squeeze_above_split() -> None:
+    """Squeeze and Unsqueeze in the head: their VJPs."""
+    scaffold.check_above(unsqueeze_squeeze)

@@ -1,70 +1,48 @@
-"""ReduceMax over spatial axes (spec 4.6: z-rule on x+, gradient to the first arg-max) and Sum
-of n tensors (4.7 pairwise: Add's rules for two, z/share over n), explainer vs torch
-reference, below the split (relevance) and above it (VJP)."""
+"""Sum: of two tensors, Add's rule 4.7 (``residual``, ``share``, ``z``); of more, the z-rule or
+``share`` over n operands (4.7 "pairwise"); of one tensor and constants, pass-through (4.5); in
+the head, its VJP. Explainer vs the torch reference."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tests.helpers import Net, compare_with_reference, random_input
-
-C = 6
-SHAPE = (3, 10, 10)
-
-
-def reduce_max(net: Net, axes: list[int], keepdims: int = 1) -> str:
-    return net.op("ReduceMax", [net.cur], axes=axes, keepdims=keepdims)
+from tests.reference.formulas import sum_rule
+from tests.reference.interpreter import Walk
+from tests.reference.registry import Ins, Node, reference
+from tests.reference.relevance import join, one_data_input
+from tests.rules.scaffold import SHAPE, C
 
 
-def trunk(seed: int, clip: bool = False) -> Net:
-    """Conv → Relu (``early``) → Conv → Relu (or Clip at 0.3: many ties at the top)."""
+def sum_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Two tensors: rule 4.7 as for Add; n > 2 tensors (and nothing else): ``sum_rule`` (the
+    ``residual`` mode falls back to ``share``: no single shortcut among n operands); one
+    tensor and constants: pass-through."""
+    data = walk.data(node)
+    if len(data) == 2 and len(node.inputs) == 2:
+        return join(walk, data[0], data[1], R)
+    if len(data) > 2 and len(node.inputs) == len(data):
+        parts = sum_rule([walk.value(d) for d in data], R, walk.add_mode)
+        return list(zip(data, parts, strict=True))
+    return one_data_input(walk, node, R)
+
+
+@reference("Sum", relevance=sum_relevance)
+def sum_(ins: Ins, node: Node) -> torch.Tensor:
+    """``x_1 + ... + x_n`` (broadcasting)."""
+    return sum(ins[1:], ins[0])  # type: ignore[arg-type,return-value]
+
+
+def trunk(seed: int) -> Net:
+    """Conv → Relu (``early``) → Conv → Relu."""
     net = Net(SHAPE, seed=seed)
     net.conv(C, 3, pads=1)
     net.relu(name="early")
     net.conv(C, 3, pads=1)
-    if clip:
-        net.op("Clip", [net.cur, net.const(np.float32(0.0)), net.const(np.float32(0.3))])
-    else:
-        net.relu()
-    return net
-
-
-@pytest.mark.parametrize("clip", [False, True], ids=["relu", "clip-ties"])
-@pytest.mark.parametrize("keepdims", [1, 0], ids=["keepdims", "no-keepdims"])
-def test_global_reduce_max_in_head(keepdims: int, clip: bool) -> None:
-    """ReduceMax over H,W as the global pool: default split at its input, VJP to the first
-    arg-max (ties from Relu zeros / Clip)."""
-    net = trunk(seed=1, clip=clip)
-    reduce_max(net, [2, 3], keepdims)
-    if keepdims:
-        net.op("Flatten", [net.cur], axis=1)
-    net.gemm(5, name="y")
-    compare_with_reference(net.build(classes=5), random_input(SHAPE, seed=2, scale=2.0))
-
-
-@pytest.mark.parametrize("clip", [False, True], ids=["relu", "clip-ties"])
-def test_global_reduce_max_below_split(clip: bool) -> None:
-    """The split named at the [N,C,1,1] output of ReduceMax: the z-rule on x+ sends each
-    channel's relevance to its first arg-max."""
-    net = trunk(seed=3, clip=clip)
-    pooled = reduce_max(net, [2, 3])
-    net.op("Flatten", [net.cur], axis=1)
-    net.gemm(5, name="y")
-    compare_with_reference(net.build(classes=5), random_input(SHAPE, seed=4, scale=2.0),
-                           layer=pooled)
-
-
-@pytest.mark.parametrize("where", ["below", "above"])
-def test_reduce_max_over_width(where: str) -> None:
-    """ReduceMax over W only ([N,C,H,1]) between two convs."""
-    net = trunk(seed=5)
-    reduce_max(net, [3])
-    net.conv(C, 3, pads=1)
     net.relu()
-    model = net.head()
-    layer = "early" if where == "above" else None
-    compare_with_reference(model, random_input(SHAPE, seed=6, scale=2.0), layer=layer)
+    return net
 
 
 def branches(n: int, seed: int, residual: bool = False) -> Net:
