@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT, ROOT / "tests"):  # `fixtures` and `reference` are folders, not installed
+for _p in (ROOT, ROOT / "tests"):  # `fixtures` and `tests` are folders, not installed
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
@@ -121,10 +121,10 @@ def run_case(arch: str, exporter: str, opset: int | None = None, size: int | Non
     """Export (cached), compile, explain a seeded batch and check it against torch and the
     reference. Never raises for a model-level failure: the result says what went wrong."""
     import onnx
-    from reference import ae_torch
 
     import aeq_onnx
     from aeq_onnx.errors import UnsupportedOpError
+    from tests.reference import ae_torch
 
     opset = tvm.DEFAULT_OPSET[exporter] if opset is None else opset
     size = tvm.MODELS[arch].size if size is None else size

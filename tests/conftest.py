@@ -1,5 +1,6 @@
 """Test-suite root. Its presence puts ``tests/`` on ``sys.path`` (pytest's default import mode),
-so test files in sub-folders can ``import helpers`` and ``from reference import ae_torch``.
+so test files in sub-folders can ``import helpers`` (``tests.reference`` is imported by its full
+name: its op registry must exist once).
 
 It also collects what the docs state from the test run: the reliability figures
 (``tests/reliability.py``, ``docs/reliability.md``) and the architecture coverage table

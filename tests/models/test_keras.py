@@ -43,11 +43,10 @@ keras_models.load_triton_first()
 pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install -e .[keras])")
 pytest.importorskip("tf2onnx", reason="tf2onnx is not installed (pip install -e .[keras])")
 
-from reference.ae_torch import reference_explain  # noqa: E402
-
 import aeq_onnx  # noqa: E402
 from aeq_onnx.inspection import inspect_model  # noqa: E402
 from tests.models import common  # noqa: E402
+from tests.reference.ae_torch import reference_explain  # noqa: E402
 
 BATCH = 2
 SIZE = keras_models.SIZE

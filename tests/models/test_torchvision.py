@@ -133,7 +133,7 @@ REFERENCE_TOL_BY_ARCH = {"vgg16": 5e-3}
 def test_relevance_matches_reference(case: Case, record_property: RecordProperty) -> None:
     """The first two images against the independent torch reference (float64), 1e-4 of max |R|
     (``REFERENCE_TOL_BY_ARCH`` where float32 conditioning forbids it)."""
-    from reference import ae_torch
+    from tests.reference import ae_torch
 
     record_property("coverage", case.coverage)
     tolerance = REFERENCE_TOL_BY_ARCH.get(case.coverage[0], REFERENCE_TOL)
