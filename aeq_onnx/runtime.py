@@ -97,7 +97,8 @@ def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device
                  threads: int | None = None, cuda_graph: bool = False,
                  ) -> ort.InferenceSession:
     """An onnxruntime session on the best provider for ``device``, all graph optimisations on,
-    the memory pattern and buffer reuse off, TF32 off on CUDA (``cuda_graph``: see :mod:`aeq_onnx.cuda_graph`)."""
+    the memory pattern and buffer reuse off, TF32 off on CUDA (``cuda_graph``: see
+    :mod:`aeq_onnx.cuda_graph`)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3

@@ -165,7 +165,7 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str,
     in float64) cancels where the inactive inputs hold a small share of a window's |W|; on the
     benchmarks' tiny ResNet it moved the relevance by 3.7e-5 of max |R| (1.7e-3 with a floor
     against the cancellation noise) against 4e-7 for the direct form
-    (tests/rules/test_conv_emission.py, tests/rules/test_conv_transpose.py). The products
+    (tests/rules/test_conv.py, tests/rules/test_conv_transpose.py). The products
     with the masks beat one ``Where(a, ·, ·)`` (0.95 vs 1.3 ms on 256x56x56 in onnxruntime).
     """
     active = positive_mask(em, x, zero)  # Cast(Greater): ~5x faster than Sign
