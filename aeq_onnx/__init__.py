@@ -6,13 +6,12 @@ Method: Nam & Lee, "Illuminating Salient Contributions in Neuron Activation with
 Equilibrium", IEEE T-PAMI 2024.
 """
 
-__version__ = "0.1.0"
-
-from aeq_onnx.compiler import compile_explainer
-from aeq_onnx.imaging import ImageReport, ImageResult, explain_images
+from aeq_onnx._version import __version__
+from aeq_onnx.compile.compiler import compile_explainer
 from aeq_onnx.methods import METHOD_NAMES
-from aeq_onnx.presets import PRESETS, Preset, get_preset, store_preset
-from aeq_onnx.runtime import Explainer, Explanation
+from aeq_onnx.render.imaging import ImageReport, ImageResult, explain_images
+from aeq_onnx.render.presets import PRESETS, Preset, get_preset, store_preset
+from aeq_onnx.run.runtime import Explainer, Explanation
 
 __all__ = [
     "METHOD_NAMES",

@@ -23,10 +23,10 @@ import math
 import numpy as np
 import onnx
 
-from aeq_onnx.compiler import propagate, target_and_seed
-from aeq_onnx.emit import Emitter
+from aeq_onnx.compile.compiler import propagate, target_and_seed
 from aeq_onnx.errors import BatchTilingError, LayerError, UnsupportedModelError
-from aeq_onnx.planning import Plan
+from aeq_onnx.ir.emit import Emitter
+from aeq_onnx.ir.planning import Plan
 from aeq_onnx.rules.base import EmitContext
 
 #: Integrated Gradients' forward batch holds the N samples, then m·N path points.

@@ -106,7 +106,7 @@ def test_cli_checks_models_in_a_child_by_default(
         files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], flags: list[str], isolated: bool) -> None:
     """Untrusted by default: ``aeq`` runs the checker isolated unless ``--no-isolate``."""
-    from aeq_onnx import safety
+    from aeq_onnx.load import safety
 
     calls: list[str] = []
     real = safety.check_isolated

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from aeq_onnx.audit.cases import Case, cases_for, plain_cases, unique_keys
+from aeq_onnx.audit.datasets.mapping import load_mapping
+from aeq_onnx.audit.datasets.records import LoadResult
 from aeq_onnx.audit.engine import AuditConfig, AuditRun, Progress, run_audit
 from aeq_onnx.audit.methods import DEFAULT_METHODS, parse_methods
 from aeq_onnx.audit.report import write
 from aeq_onnx.audit.scoring import CurveSettings
-from aeq_onnx.datasets.mapping import load_mapping
-from aeq_onnx.datasets.records import LoadResult
 from aeq_onnx.errors import InputError
-from aeq_onnx.loading import load_model
-from aeq_onnx.photos import collect_images, nothing_usable
-from aeq_onnx.presets import MAX_PIXELS, Preset, check_max_pixels, get_preset, input_spec
-from aeq_onnx.runtime import Device, is_explainer
-from aeq_onnx.saving import check_output, make_folder
+from aeq_onnx.load.loading import load_model
+from aeq_onnx.render.photos import collect_images, nothing_usable
+from aeq_onnx.render.presets import MAX_PIXELS, Preset, check_max_pixels, get_preset, input_spec
+from aeq_onnx.run.runtime import Device, is_explainer
+from aeq_onnx.run.saving import check_output, make_folder
 
 __all__ = ["AuditResult", "GroundTruthSource", "RayOptions", "audit", "gather_cases"]
 
@@ -75,7 +75,7 @@ def _image_dir(source: GroundTruthSource) -> Path:
 
 def _loaded(source: GroundTruthSource) -> LoadResult | None:
     """The annotations of the chosen format (lenient: bad items are failures)."""
-    from aeq_onnx.datasets import coco, user, voc
+    from aeq_onnx.audit.datasets import coco, user, voc
 
     given = [n for n in ("masks", "boxes", "voc", "coco", "manifest")
              if getattr(source, n) is not None]
@@ -83,7 +83,7 @@ def _loaded(source: GroundTruthSource) -> LoadResult | None:
         raise InputError(f"give at most one ground-truth source, got {', '.join(given)}")
     mapping = load_mapping(source.mapping) if source.mapping is not None else None
     if source.manifest is not None:
-        from aeq_onnx.datasets.manifest import load_manifest
+        from aeq_onnx.audit.datasets.manifest import load_manifest
 
         return load_manifest(source.manifest, mapping, strict=False)
     if source.voc is not None:
@@ -107,7 +107,7 @@ def gather_cases(source: GroundTruthSource, exclude: str | os.PathLike[str] | No
         return unique_keys(plain_cases(files)), failures
     failures = [(e.item, e.message) for e in loaded.errors]
     if source.manifest is not None:  # rows may carry a label without a region
-        from aeq_onnx.datasets.manifest import manifest_cases
+        from aeq_onnx.audit.datasets.manifest import manifest_cases
 
         return manifest_cases(loaded), failures
     cases = [c for item in loaded.items for c in cases_for(item)]
@@ -150,7 +150,7 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
     images, masks of the wrong size, a method that cannot run on this model) are listed in the
     report's failures; the rest completes. ``out`` (created with its parents) must not be one
     of the inputs; a model input over ``max_pixels`` per image is refused before any photo is
-    read (:func:`aeq_onnx.presets.input_spec`).
+    read (:func:`aeq_onnx.render.presets.input_spec`).
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")

@@ -23,8 +23,8 @@ from aeq_onnx.audit.runners import Runner, make_runner
 from aeq_onnx.audit.scoring import CurveSettings, curves, localisation
 from aeq_onnx.audit.store import ResultStore, Row, canonical
 from aeq_onnx.errors import AeqError
-from aeq_onnx.presets import InputSpec, Preset
-from aeq_onnx.runtime import Device
+from aeq_onnx.render.presets import InputSpec, Preset
+from aeq_onnx.run.runtime import Device
 
 Progress = Callable[[int, int], None]
 

@@ -2,7 +2,7 @@
 audit: choosing targets, insertion/deletion curves and RISE.
 
 Built from the canonical graph (:func:`aeq_onnx.converters.canonicalize`) cut at the logits
-(:func:`aeq_onnx.planning.find_logits`: a final Softmax is left out), so scores are the same
+(:func:`aeq_onnx.ir.planning.find_logits`: a final Softmax is left out), so scores are the same
 logits the explainers report.
 """
 
@@ -14,13 +14,13 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.assemble import free_reserved_names
+from aeq_onnx.audit.metrics.faithfulness import softmax
+from aeq_onnx.compile.assemble import free_reserved_names
 from aeq_onnx.converters import canonicalize
-from aeq_onnx.graph import GraphView
-from aeq_onnx.metrics.faithfulness import softmax
-from aeq_onnx.planning import find_logits
-from aeq_onnx.presets import Layout
-from aeq_onnx.runtime import Device, make_session
+from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.ir.planning import find_logits
+from aeq_onnx.render.presets import Layout
+from aeq_onnx.run.runtime import Device, make_session
 
 IR_VERSION = 10
 

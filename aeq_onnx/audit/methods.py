@@ -105,7 +105,7 @@ def cached_explainer(model: onnx.ModelProto, spec: MethodSpec, folder: Path | No
                      source_sha: str) -> onnx.ModelProto:
     """Compile ``spec`` for ``model``, reusing ``folder/SLUG.onnx`` when it was built from the
     same model (its ``aeq_onnx.source_sha256``)."""
-    from aeq_onnx.compiler import compile_explainer
+    from aeq_onnx.compile.compiler import compile_explainer
 
     path = None if folder is None else folder / f"{spec.slug}.onnx"
     if path is not None and path.is_file():

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import onnx
 import onnx.checker
 
-from aeq_onnx import protos
 from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
@@ -18,6 +17,7 @@ from aeq_onnx.converters import (
 )
 from aeq_onnx.converters._graph_utils import one_line
 from aeq_onnx.errors import ConversionError
+from aeq_onnx.load import protos
 
 Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter
-from aeq_onnx.geometry import ConvGeometry
-from aeq_onnx.graph import GraphView
+from aeq_onnx.ir.emit import Emitter
+from aeq_onnx.ir.geometry import ConvGeometry
+from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.methods import Method
 
 #: Map from a node's input index to the tensor carrying the gradient or relevance there.

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter
-from aeq_onnx.geometry import ConvGeometry, conv, conv_t, flip_transpose
+from aeq_onnx.ir.emit import Emitter
+from aeq_onnx.ir.geometry import ConvGeometry, conv, conv_t, flip_transpose
 from aeq_onnx.rules import equilibrium, lrp
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
 from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants

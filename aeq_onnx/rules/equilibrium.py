@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from aeq_onnx.emit import (
+from aeq_onnx.ir.emit import (
     Emitter,
     add_all,
     div_killed_at_zero,
@@ -137,7 +137,7 @@ def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str, x_read: str) -> 
 
 
 def _px_and_copy(em: Emitter, x: str, nonneg: bool, rank: int) -> tuple[str, str]:
-    """``(px, copy)``: ``px = max(x, 0)`` and px again through :func:`~aeq_onnx.emit.late`,
+    """``(px, copy)``: ``px = max(x, 0)`` and px again through :func:`~aeq_onnx.ir.emit.late`,
     the tensor that the mask and the C product read (``px > 0`` exactly where ``x > 0``).
 
     Without it onnxruntime converts every layer's x to its NCHW layout right after the forward

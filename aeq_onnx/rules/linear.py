@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter
+from aeq_onnx.ir.emit import Emitter
 from aeq_onnx.rules import equilibrium, lrp
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
 from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter, sample_sum, sdiv
+from aeq_onnx.ir.emit import Emitter, sample_sum, sdiv
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
 from aeq_onnx.rules.elementwise import constant_operand_problem, same_shape
 from aeq_onnx.rules.registry import register

@@ -25,8 +25,8 @@ from typing import Any
 import onnx
 
 from aeq_onnx.errors import InputError
-from aeq_onnx.imaging import load_labels
-from aeq_onnx.presets import (
+from aeq_onnx.render.imaging import load_labels
+from aeq_onnx.render.presets import (
     PRESET_KEY,
     Preset,
     get_preset,
@@ -34,7 +34,7 @@ from aeq_onnx.presets import (
     preset_from_metadata,
     store_preset,
 )
-from aeq_onnx.saving import atomic_output, check_output, make_folder
+from aeq_onnx.run.saving import atomic_output, check_output, make_folder
 
 ORT_WEB_VERSION = "1.30.0"
 #: The largest explainer file the page opens (bytes). WebAssembly (wasm32) has 4 GiB of memory
@@ -98,7 +98,7 @@ def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto, max_bytes: in
           ) -> tuple[onnx.ModelProto, bytes | None]:
     """The explainer (compiled when ``model`` is a classifier) and its file's bytes when they
     can be copied unchanged."""
-    from aeq_onnx.runtime import explainer_model
+    from aeq_onnx.run.runtime import explainer_model
 
     if isinstance(model, str | os.PathLike) and Path(model).is_file():
         path = Path(model)  # anything else gets the loader's own one-line error

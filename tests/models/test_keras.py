@@ -46,7 +46,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx is not installed (pip install -e 
 from reference.ae_torch import reference_explain  # noqa: E402
 
 import aeq_onnx  # noqa: E402
-from aeq_onnx.inspection import inspect_model  # noqa: E402
+from aeq_onnx.compile.inspection import inspect_model  # noqa: E402
 from tests.models import common  # noqa: E402
 
 BATCH = 2

@@ -14,7 +14,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import aeq_onnx
-from aeq_onnx import safety
 from aeq_onnx.cli import main as cli_main
 from aeq_onnx.errors import (
     AeqError,
@@ -28,7 +27,8 @@ from aeq_onnx.errors import (
     UnsupportedOpError,
     VersionError,
 )
-from aeq_onnx.loading import load_model
+from aeq_onnx.load import safety
+from aeq_onnx.load.loading import load_model
 from tests.helpers import Net
 
 SHAPE = (3, 8, 8)

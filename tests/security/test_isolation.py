@@ -15,9 +15,9 @@ import onnx.parser
 import pytest
 from onnx import helper
 
-from aeq_onnx import protos, safety
 from aeq_onnx.errors import ModelLoadError, ModelRejectedError
-from aeq_onnx.loading import load_model
+from aeq_onnx.load import protos, safety
+from aeq_onnx.load.loading import load_model
 from tests.security.test_hostile import base_model
 
 
