@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from aeq_onnx.audit import summary
-from aeq_onnx.audit.engine import AuditConfig, AuditRun
+from aeq_onnx.audit.config import AuditConfig, AuditRun
 from aeq_onnx.audit.store import Row, canonical
 from aeq_onnx.errors import InputError
 from aeq_onnx.render.imaging import colorize, load_image, normalise, overlay, save_png

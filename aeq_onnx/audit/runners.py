@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 
 from aeq_onnx.audit.forward import Forward, to_nchw
-from aeq_onnx.audit.methods import MethodSpec, cached_explainer
+from aeq_onnx.audit.methods import RISE, MethodSpec, cached_explainer
 from aeq_onnx.audit.rise import rise_saliency
 from aeq_onnx.errors import InputError
 from aeq_onnx.render.imaging import channel_sum
@@ -60,9 +60,9 @@ Runner = ExplainerRunner | RiseRunner
 
 def make_runner(model: onnx.ModelProto, spec: MethodSpec, forward: Forward, *,
                 folder: Path | None, source_sha: str, device: Device, threads: int | None,
-                batch_size: int) -> Runner:
+                batch_size: int, isolate: bool | None = None) -> Runner:
     """The runner of ``spec`` (compiling, or reusing the cached explainer in ``folder``)."""
-    if spec.name == "rise":
+    if spec.name == RISE:
         return RiseRunner(forward, spec, batch_size)
-    proto = cached_explainer(model, spec, folder, source_sha)
+    proto = cached_explainer(model, spec, folder, source_sha, isolate)
     return ExplainerRunner(proto, forward.layout, device, threads)

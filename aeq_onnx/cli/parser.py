@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from aeq_onnx.methods import ADD_RULES, METHOD_NAMES
+from aeq_onnx.methods import METHOD_NAMES, Param, all_params
 from aeq_onnx.render.presets import MAX_PIXELS
 
 EXIT_USAGE = 2
@@ -61,22 +61,31 @@ POSITIVE = at_least(1)
 INF = float("inf")
 
 
+def method_flags() -> list[Param[Any]]:
+    """The parameters of the registered methods that have a flag (``--ratio``, ``--steps`` ...)."""
+    return [p for p in all_params().values() if p.cli]
+
+
+def _param_type(param: Param[Any]) -> dict[str, Any]:
+    """``add_argument`` settings of a method parameter: its choices or a range-checked type."""
+    if param.choices:
+        return {"choices": param.choices}
+    if isinstance(param.default, int) and not isinstance(param.default, float):
+        return {"type": at_least(int(param.low) if param.low is not None else -(2**63))}
+    low = -INF if param.low is None else param.low
+    return {"type": number_in(low, INF if param.high is None else param.high, param.low_open)}
+
+
 def method_args(parser: argparse.ArgumentParser) -> None:
-    """The options that choose and tune the attribution method (build, explain, inspect)."""
+    """The options that choose and tune the attribution method (build, explain, inspect): the
+    method, each registered method's parameters (default None: the method's own default), the
+    split layer, the output and the precision."""
     parser.add_argument("--method", choices=METHOD_NAMES, default="ae",
                         help="attribution method (default ae: Attribution Equilibrium)")
-    parser.add_argument("--steps", type=POSITIVE, default=None,
-                        help="integrated-gradients: path steps (default 32)")
-    parser.add_argument("--baseline", choices=("zero", "blur"), default=None,
-                        help="integrated-gradients: baseline (default zero)")
-    parser.add_argument("--epsilon", type=number_in(0, INF), default=None,
-                        help="lrp-epsilon: stabiliser (default 0.25)")
-    parser.add_argument("--ratio", type=number_in(1, 2), default=2.0,
-                        help="AE ratio r, degree of positive attribution, 1 <= r <= 2 (default 2)")
+    for param in method_flags():
+        parser.add_argument(param.flag, default=None, help=param.help, **_param_type(param))
     parser.add_argument("--layer", default=None,
                         help="split tensor name (default: the spec's Grad-CAM layer heuristic)")
-    parser.add_argument("--add-rule", choices=ADD_RULES, default="residual",
-                        help="relevance rule at an Add of two tensors (default residual)")
     parser.add_argument("--output", default=None,
                         help="model output to explain when it has several")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default=None,

@@ -18,7 +18,7 @@ from aeq_onnx.compile.assemble import META_PREFIX
 from aeq_onnx.compile.precision import FP16, check_precision, is_float16, to_float16
 from aeq_onnx.errors import DeviceError, InputError, MethodError
 from aeq_onnx.load import protos
-from aeq_onnx.methods import AddRule
+from aeq_onnx.methods import Method
 from aeq_onnx.run.cuda_graph import GraphRunner
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -128,21 +128,23 @@ def is_explainer(model: onnx.ModelProto) -> bool:
 
 
 def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
-                    precision: str | None = None, **compile_kwargs: Any
-                    ) -> tuple[onnx.ModelProto, bool]:
+                    precision: str | None = None, isolate: bool | None = None,
+                    **compile_kwargs: Any) -> tuple[onnx.ModelProto, bool]:
     """``model`` itself when it is an explainer built by aeq_onnx, else its explainer compiled
     with ``compile_kwargs``; ``precision`` "fp16" converts an fp32 explainer (None: as built,
     fp32 when compiling). An fp16 explainer cannot go back to fp32 (compile again). The flag
-    says the proto is ``model`` as loaded (a session may then open the file itself)."""
+    says the proto is ``model`` as loaded (a session may then open the file itself).
+    ``isolate``: see :func:`aeq_onnx.load.load_model`."""
     from aeq_onnx.compile.compiler import compile_explainer
     from aeq_onnx.load.loading import load_model
 
     if precision is not None:
         check_precision(precision)
-    proto = load_model(model).model
+    proto = load_model(model, isolate=isolate).model
     if not is_explainer(proto):
         del proto  # compile from the source: one loaded copy of a big model, not two
-        return compile_explainer(model, precision=precision or "fp32", **compile_kwargs), False
+        return compile_explainer(model, precision=precision or "fp32", isolate=isolate,
+                                 **compile_kwargs), False
     if precision == FP16 and not is_float16(proto):
         return to_float16(proto), False
     if precision == "fp32" and is_float16(proto):
@@ -154,10 +156,11 @@ def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
 class Explainer:
     """Compile (if needed) and run an explainer.
 
-    ``model`` is a classifier (path, bytes or ModelProto), compiled for ``method`` (default
-    ``"ae"``) with ``ratio``, ``layer``, ``add_rule``, ``output`` and the method's ``options``
-    (``steps``, ``baseline``, ``blur_sigma``, ``epsilon``; see
-    :func:`aeq_onnx.compile_explainer`), or an explainer model already compiled by aeq_onnx.
+    ``model`` is a classifier (path, bytes or ModelProto), compiled for ``method`` (a name,
+    default ``"ae"``, or a method object) with ``layer``, ``output`` and the method's
+    parameters as keywords (``ratio``, ``add_rule``, ``steps``, ``baseline``, ``blur_sigma``,
+    ``epsilon``; see :func:`aeq_onnx.compile_explainer`), or an explainer model already
+    compiled by aeq_onnx; ``isolate`` runs the model checks in a limited child process.
     ``io_binding`` (default: on for CUDA) runs through onnxruntime's IO binding: inputs are
     copied to the device once and outputs allocated by onnxruntime on the device, then copied
     back in one step; :meth:`explain_on_device` keeps them on the device. ``precision="fp16"``
@@ -169,14 +172,13 @@ class Explainer:
     """
 
     def __init__(self, model: str | os.PathLike[str] | bytes | onnx.ModelProto, *,
-                 method: str = "ae", ratio: float = 2.0, layer: str | None = None,
-                 add_rule: AddRule = "residual", output: str | None = None,
-                 device: Device = "auto", threads: int | None = None,
+                 method: str | Method = "ae", layer: str | None = None,
+                 output: str | None = None, device: Device = "auto", threads: int | None = None,
                  io_binding: bool | None = None, precision: str | None = None,
-                 cuda_graph: bool = False, **options: Any) -> None:
-        proto, as_loaded = explainer_model(model, precision, method=method, ratio=ratio,
-                                           layer=layer, add_rule=add_rule, output=output,
-                                           **options)
+                 cuda_graph: bool = False, isolate: bool | None = None,
+                 **params: Any) -> None:
+        proto, as_loaded = explainer_model(model, precision, isolate, method=method,
+                                           layer=layer, output=output, **params)
         self.model = proto
         self.metadata = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props
                          if p.key.startswith(META_PREFIX)}

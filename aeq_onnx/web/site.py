@@ -94,8 +94,8 @@ def find_ort_web(ort_dir: str | os.PathLike[str] | None = None) -> Path:
                      "node_modules/onnxruntime-web")
 
 
-def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto, max_bytes: int
-          ) -> tuple[onnx.ModelProto, bytes | None]:
+def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto, max_bytes: int,
+          isolate: bool | None) -> tuple[onnx.ModelProto, bytes | None]:
     """The explainer (compiled when ``model`` is a classifier) and its file's bytes when they
     can be copied unchanged."""
     from aeq_onnx.run.runtime import explainer_model
@@ -106,7 +106,7 @@ def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto, max_bytes: in
             path.name + ".data"))
         if size > max_bytes:
             raise InputError(_too_large(size, max_bytes))
-    proto, as_loaded = explainer_model(model)
+    proto, as_loaded = explainer_model(model, isolate=isolate)
     raw = Path(model).read_bytes() if as_loaded and isinstance(model, str | os.PathLike) else None
     if raw is not None and any(t.data_location == onnx.TensorProto.EXTERNAL
                                for t in proto.graph.initializer):
@@ -145,15 +145,17 @@ def write_site(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
                preset: str | Preset | None = None, webgpu: bool = True,
                ort_dir: str | os.PathLike[str] | None = None,
                max_bytes: int = MAX_MODEL_BYTES,
-               examples: list[str | os.PathLike[str]] | None = None) -> Site:
+               examples: list[str | os.PathLike[str]] | None = None,
+               isolate: bool | None = None) -> Site:
     """Write the page for ``model`` (an explainer, or a classifier compiled here with AE's
     defaults) into ``out``. The preset is ``preset``, else the one stored in the explainer, else
     ``imagenet``; it is stored in the site's copy of the explainer, which the page reads.
     ``labels``: class names, one per line (default: ImageNet's for 1000 classes). ``webgpu``
     False leaves the WebGPU runtime out (27 MB smaller; WebAssembly only). ``examples``: photos
-    copied into ``SITE/examples/`` that the page explains as soon as it opens."""
+    copied into ``SITE/examples/`` that the page explains as soon as it opens. ``isolate``
+    runs the model checks in a limited child process (:func:`aeq_onnx.load.load_model`)."""
     dist = find_ort_web(ort_dir)
-    proto, raw = _load(model, max_bytes)
+    proto, raw = _load(model, max_bytes, isolate)
     stored = preset_from_metadata({p.key[len("aeq_onnx."):]: p.value
                                    for p in proto.metadata_props if p.key == PRESET_KEY})
     resolved = get_preset(preset if preset is not None else stored)
