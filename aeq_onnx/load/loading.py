@@ -21,6 +21,8 @@ _LENGTH_DELIMITED = {
     FieldDescriptor.TYPE_BYTES,
     FieldDescriptor.TYPE_MESSAGE,
 }
+#: The documented fallback of ``isolate=None``: ``AEQ_ISOLATE=1`` isolates every load.
+ISOLATE_VARIABLE = "AEQ_ISOLATE"
 _NOT_ONNX = "is not an ONNX model (not a protobuf ModelProto)"
 _TRUNCATED = "is a truncated ONNX file (the data ends in the middle of a field)"
 _CORRUPT = "is a corrupt ONNX file (its protobuf data does not parse)"
@@ -42,10 +44,11 @@ def load_model(source: Source, *, isolate: bool | None = None,
     """Load and validate a model; every problem is a one-line ModelLoadError (or subclass).
 
     ``isolate`` runs onnx's checker and shape inference in a memory- and time-limited child
-    process, so a native crash on a hostile model becomes a :class:`ModelRejectedError`
-    (default: on when the environment variable ``AEQ_ISOLATE=1``); a process checks the same
-    skeleton bytes once (:func:`aeq_onnx.load.safety.check_isolated`). Ops from custom domains
-    are refused unless ``allow_custom_domains``.
+    process, so a native crash on a hostile model becomes a :class:`ModelRejectedError`; a
+    process checks the same skeleton bytes once (:func:`aeq_onnx.load.safety.check_isolated`).
+    Every caller passes it down (the ``aeq`` command: True unless ``--no-isolate``); None, the
+    default of the Python API, falls back to the environment variable ``AEQ_ISOLATE=1``
+    (SECURITY.md). Ops from custom domains are refused unless ``allow_custom_domains``.
     """
     path: Path | None = None
     if isinstance(source, onnx.ModelProto):
@@ -64,7 +67,7 @@ def load_model(source: Source, *, isolate: bool | None = None,
     sha256 = hashlib.sha256(data).hexdigest()
     del data  # the parsed proto holds the weights now: one copy, not two, for the checks below
     if isolate is None:
-        isolate = os.environ.get("AEQ_ISOLATE", "") == "1"
+        isolate = os.environ.get(ISOLATE_VARIABLE, "") == "1"
     safety.check_strings(model, label)
     safety.check_versions(model, label)
     if not allow_custom_domains:

@@ -134,7 +134,8 @@ def test_relevance_is_nhwc_and_finite(case: Case) -> None:
 
 def fold_pads_by_hand(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` with every constant NCHW spatial Pad that feeds a Conv merged into
-    that Conv's ``pads`` (what aeq_onnx's fold_pad pass does), written independently."""
+    that Conv's ``pads`` (what a fold-Pad pass would do; the pipeline keeps Pads: see
+    docs/choices.md), written independently."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     pads = {n.output[0]: n for n in model.graph.node if n.op_type == "Pad"}
