@@ -80,6 +80,35 @@ def test_the_branch_finder_finds_branches(tmp_path: Path) -> None:
         "name in ('gradcam', 'x')"]
 
 
+#: How a benchmark figure reads in prose: a GPU's name, "1.6x faster", "12.5 ms",
+#: "154 -> 83 MB", "3.7e-5 of max"; they go stale in the code and live in docs/performance.md.
+FIGURE = re.compile(r"\bH100\b|\bA100\b|\d(?:\.\d+)?x (?:faster|slower)|~\d+(?:\.\d+)?x\b"
+                    r"|\b\d+(?:\.\d+)? ?ms\b"
+                    r"|\d+(?:\.\d+)? ?-> ?\d+(?:\.\d+)? ?(?:MB|GB|ms|s|nodes)\b"
+                    r"|\d+(?:\.\d+)?e-\d+ of max|~\d+(?:\.\d+)? ?(?:MB|GB|ms|s)\b"
+                    r"|\d+(?:\.\d+)? ?(?:MB|GB) per image")
+
+
+def figures(text: str) -> list[str]:
+    """The benchmark figures quoted in ``text``."""
+    return [m.group(0) for m in FIGURE.finditer(text)]
+
+
+def test_no_measured_figures_in_the_code() -> None:
+    found = [f"{path.relative_to(ROOT)}: {hit}" for path in sorted(PACKAGE.rglob("*.py"))
+             for hit in figures(path.read_text(encoding="utf-8"))]
+    assert found == [], "move measured figures to docs/performance.md and point there"
+
+
+def test_the_figure_finder_finds_figures() -> None:
+    text = ("On an H100 it was 1.57x faster (22.9 ms); peak 154 -> 83 MB, 439 -> 388 nodes; "
+            "moved 3.7e-5 of max; ~5x than Sign; ~94 MB; 36 MB per image. Not: 2**31 bytes, "
+            "ratio 1.5, 27 MB smaller.")
+    assert figures(text) == ["H100", "1.57x faster", "22.9 ms", "154 -> 83 MB",
+                             "439 -> 388 nodes", "3.7e-5 of max", "~5x", "~94 MB",
+                             "36 MB per image"]
+
+
 # ---------------------------------------------------------------------- docs/architecture.md
 
 #: ``aeq_onnx/x/y.py`` or ``aeq_onnx/x/`` quoted in the text, and ``x/``, ``y.py`` names in

@@ -90,8 +90,8 @@ def method_args(parser: argparse.ArgumentParser) -> None:
                         help="model output to explain when it has several")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default=None,
                         help="fp16: a float16 explainer (float32 in and out; quotients kept in "
-                        "float32). On an H100 it was slower than fp32 and up to 0.44 of max off "
-                        "(benchmarks/FP16_CUDA.md). Default fp32")
+                        "float32), built for CUDA; measured slower than fp32 and less accurate "
+                        "(docs/performance.md). Default fp32")
 
 
 def _max_pixels(parser: argparse.ArgumentParser) -> None:
@@ -163,7 +163,7 @@ def _explain_parser(sub: Any) -> None:
     explain.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     explain.add_argument("--cuda-graph", action="store_true",
                          help="CUDA: replay each batch size as a captured CUDA graph (one launch "
-                         "instead of thousands; ResNet-50 batch 1 on an H100: 1.57x faster)")
+                         "instead of thousands: faster at small batches, docs/performance.md)")
     method_args(explain)
 
 

@@ -105,8 +105,8 @@ def zero_after(em: Emitter, s: str) -> str:
     onnxruntime's default order runs each node's highest-index input first and its own layout
     nodes get the highest indices, so a layer's masks and mask products, which need only the
     forward pass, would all run right after it and stay alive until the backward pass reaches
-    their layer (ResNet-50: peak live tensors 154 -> 83 MB per image with this edge). A scalar:
-    onnxruntime compares with one on its fast path."""
+    their layer (the peak this saves: docs/performance.md, "The explainer's schedule"). A
+    scalar: onnxruntime compares with one on its fast path."""
     least = em.op("ReduceMin", [s], "after_min", keepdims=0)  # a sum could be inf - inf
     is_nan = em.op("IsNaN", [least], "is_nan")
     return em.op("Cast", [is_nan], "zero_after", to=onnx.TensorProto.FLOAT)
@@ -145,8 +145,8 @@ def div_killed_at_zero(em: Emitter, a: str, b: str, zero: str | None = None) -> 
     saving a full-size Where.
     """
     zero = zero or em.const(0.0)  # or a zero_after(...) that orders this division
-    is_zero = mask(em, em.op("Equal", [b, zero], "is_zero"))  # Cast + Add: ~2x faster
-    return em.op("Div", [a, em.op("Add", [b, is_zero], "safe_den")], "quot")  # than one Where
+    is_zero = mask(em, em.op("Equal", [b, zero], "is_zero"))  # Cast + Add: faster than Where
+    return em.op("Div", [a, em.op("Add", [b, is_zero], "safe_den")], "quot")
 
 
 def sample_sum(em: Emitter, x: str, rank: int) -> str:
@@ -194,6 +194,6 @@ def add_all(em: Emitter, terms: Sequence[str], hint: str = "sum") -> str:
     if len(terms) == 1:
         return terms[0]
     total = terms[0]
-    for term in terms[1:]:  # chained Adds: onnxruntime's Sum of 3 runs ~2x slower than 2 Adds
+    for term in terms[1:]:  # chained Adds: onnxruntime's Sum of 3 is slower than 2 Adds
         total = em.op("Add", [total, term], hint)
     return total

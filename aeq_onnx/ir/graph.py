@@ -74,7 +74,7 @@ class GraphView:
         Small constants are cached on the graph as onnx-graphsurgeon does; a weight of at least
         :data:`UNCACHED_BYTES` is read afresh from its TensorProto on each call and lives only
         as long as the caller keeps it, so compiling holds no numpy copy of the model's weights
-        beside the protos (it did: ~94 MB for ResNet-50).
+        beside the protos (docs/performance.md, "Session options, compile memory").
         """
         tensor = self.tensors[name]
         if not isinstance(tensor, gs.Constant):

@@ -1,8 +1,7 @@
 """Replay an explainer as onnxruntime CUDA graphs: one capture per batch size.
 
-An explainer is thousands of small kernels (the ResNet-50 AE explainer: 1,933 nodes), so at
-small batches on a GPU the host's kernel launches, not the GPU, set its latency (H100, batch 1:
-22.9 ms per explanation against a 1.5 ms forward, ``benchmarks/RESULTS_CUDA.md``).
+An explainer is thousands of small kernels, so at small batches on a GPU the host's kernel
+launches, not the GPU, set its latency (measured: docs/performance.md, "On a GPU").
 onnxruntime's CUDA provider can record a whole run as one CUDA graph and replay it with one
 launch (provider option ``enable_cuda_graph``). A replay reads and writes the device addresses
 of the capture, so every batch size gets its own input and output buffers, bound once, and its

@@ -57,9 +57,9 @@ def cuda_usable() -> bool:
         return False
 
 
-#: CUDA provider options: TF32 off, so an fp32 explainer computes in fp32 (onnxruntime's
-#: default TF32 moved H100 logits 1.6e-4 of max away from the CPU's, more than the 1e-4
-#: the goldens allow).
+#: CUDA provider options: TF32 off, so an fp32 explainer computes in fp32 (with onnxruntime's
+#: default TF32 the logits moved further from the CPU's than the goldens allow; the figure:
+#: docs/performance.md, "On a GPU").
 CUDA_OPTIONS = {"use_tf32": "0"}
 
 
@@ -102,13 +102,13 @@ def make_session(model: onnx.ModelProto | str | os.PathLike[str], device: Device
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    # The memory pattern pre-plans one block per input shape from the second run on: with it,
-    # a ResNet-50 explainer held 3.0 GB at batch 8 (1.8 GB without) and 0.83 GB at batch 1
-    # (0.69 GB), for no measurable gain in time (interleaved fresh-process runs, README).
+    # The memory pattern pre-plans one block per input shape from the second run on: it raised
+    # the explainer's peak memory for no measurable gain in time (docs/performance.md,
+    # "Session options").
     options.enable_mem_pattern = False
-    # onnxruntime's buffer-reuse planner is superlinear in the explainer's size: session
-    # creation took 40 s for a DenseNet-121 explainer with it, 1.3-2 s without, same run time,
-    # same relevance, lower peak RSS (docs/performance.md). Kept for CUDA graphs (unmeasured).
+    # onnxruntime's buffer-reuse planner is superlinear in the explainer's size: without it
+    # session creation is many times faster, with the same run time and relevance and a lower
+    # peak RSS (docs/performance.md, "Session options"). Kept for CUDA graphs (unmeasured).
     options.enable_mem_reuse = cuda_graph
     if threads:
         options.intra_op_num_threads = threads
@@ -164,8 +164,8 @@ class Explainer:
     ``io_binding`` (default: on for CUDA) runs through onnxruntime's IO binding: inputs are
     copied to the device once and outputs allocated by onnxruntime on the device, then copied
     back in one step; :meth:`explain_on_device` keeps them on the device. ``precision="fp16"``
-    runs the float16 explainer (:func:`aeq_onnx.compile.precision.to_float16`), built for CUDA but
-    measured on an H100 slower than fp32 and up to 0.44 of max |R| off (benchmarks/FP16_CUDA.md).
+    runs the float16 explainer (:func:`aeq_onnx.compile.precision.to_float16`), built for CUDA
+    but measured slower than fp32 and less accurate (docs/performance.md).
     ``cuda_graph=True`` (CUDA only) replays each batch size as a captured CUDA graph
     (:mod:`aeq_onnx.run.cuda_graph`): one launch instead of thousands; ignored, with a warning,
     when the session runs on the CPU.

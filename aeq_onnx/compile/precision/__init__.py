@@ -5,9 +5,10 @@ float32 tensor inside it is float16, while its interface keeps the caller's dtyp
 graph input is cast to float16 right after it enters, each float32 graph output is cast back to
 float32 under its own name, and int64 tensors (``target``, ``target_class``, shapes) are not
 touched. It was built for CUDA, where float16 halves memory traffic; onnxruntime's CPU
-provider also runs it (casting around ops it has no float16 kernel for). Measured on an H100
-(benchmarks/FP16_CUDA.md) it was slower than fp32 (the float32 islands add casts and the runs
-are launch-bound) and its AE maps were up to 0.44 of max |R| off: not recommended.
+provider also runs it (casting around ops it has no float16 kernel for). Measured on a GPU it
+was slower than fp32 (the float32 islands add casts and the runs are launch-bound) and its AE
+maps were far outside the goldens' tolerance: not recommended (the figures:
+docs/performance.md and the fp16 bullet of docs/choices.md).
 
 What changes inside:
 
