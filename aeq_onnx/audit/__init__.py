@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aeq_onnx.audit import ray_engine
 from aeq_onnx.audit.cases import Case, cases_for, plain_cases, unique_keys
 from aeq_onnx.audit.config import (
     AuditConfig,
@@ -25,7 +26,6 @@ from aeq_onnx.audit.datasets.mapping import load_mapping
 from aeq_onnx.audit.datasets.records import LoadResult
 from aeq_onnx.audit.engine import run_audit
 from aeq_onnx.audit.methods import DEFAULT_METHODS, parse_methods
-from aeq_onnx.audit.ray_engine import run_audit_ray
 from aeq_onnx.audit.report import write
 from aeq_onnx.audit.scoring import CurveSettings
 from aeq_onnx.errors import InputError
@@ -158,7 +158,7 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
     if engine is None:
         run = run_audit(loaded.model, loaded.sha256, cases, config)
     else:
-        run = run_audit_ray(loaded.model, loaded.sha256, cases, config, engine)
+        run = ray_engine.run_audit_ray(loaded.model, loaded.sha256, cases, config, engine)
     run.failures[:0] = failures
     report = write(run, config, _info(model, loaded.sha256, resolved, command, settings))
     return AuditResult(run, report, cases)
