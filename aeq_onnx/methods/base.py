@@ -37,19 +37,23 @@ class Param(Generic[T]):
     valid; ``invalid`` is the error message (``{value}``, ``{choices}``) and ``error`` its
     type. ``cli`` adds the flag ``--name-with-dashes`` to ``aeq build/explain/inspect``;
     ``aliases`` are extra keys of an audit spec, ``positional`` takes a bare value
-    (``ae:1.5``). The metadata records the value as text (``%g`` for floats).
+    (``ae:1.5``). The metadata records the value as text (``%g`` for floats); with
+    ``record_default=False`` only a value other than the default (so a parameter added to a
+    method leaves the explainers compiled without it byte for byte as they were).
     """
 
     def __init__(self, default: T, help: str, *, invalid: str, choices: tuple[T, ...] = (),
                  low: float | None = None, high: float | None = None, low_open: bool = False,
                  error: type[AeqError] = MethodError, cli: bool = True,
-                 aliases: tuple[str, ...] = (), positional: bool = False) -> None:
+                 aliases: tuple[str, ...] = (), positional: bool = False,
+                 record_default: bool = True) -> None:
         self.name = ""
         self.default: T = default
         self.choices: tuple[T, ...] = choices
         self.help, self.invalid, self.error = help, invalid, error
         self.low, self.high, self.low_open = low, high, low_open
         self.cli, self.aliases, self.positional = cli, aliases, positional
+        self.record_default = record_default
 
     def __set_name__(self, owner: type, name: str) -> None:
         if self.name and self.name != name:
@@ -99,6 +103,10 @@ class Param(Generic[T]):
     def text(self, value: object) -> str:
         """The value as the explainer's metadata records it."""
         return f"{value:g}" if isinstance(self.default, float) else str(value)
+
+    def recorded(self, value: object) -> bool:
+        """Whether the metadata records ``value`` (see ``record_default``)."""
+        return self.record_default or value != self.default
 
 
 class Method:
@@ -156,7 +164,8 @@ class Method:
 
     def metadata(self) -> dict[str, str]:
         """The method's parameters and facts as recorded in the explainer's metadata."""
-        return {**{p.name: p.text(self._values[p.name]) for p in self.params}, **self.facts}
+        return {**{p.name: p.text(self._values[p.name]) for p in self.params
+                   if p.recorded(self._values[p.name])}, **self.facts}
 
     def needs(self, plan: Plan) -> Needs:
         """Which chains of ``plan`` need a VJP and which relevance rules."""

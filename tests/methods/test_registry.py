@@ -144,6 +144,9 @@ class Sensitivity(Method):
     facts: ClassVar[dict[str, str]] = {"toy": "yes"}
     scale = Param(1.0, "toy-sensitivity: scale (default 1)", low=0.0, low_open=True,
                   invalid="scale must be > 0, got {value}", aliases=("s",), positional=True)
+    #: A parameter added later: the metadata of explainers that leave it alone stays the same.
+    mode = Param("sign", "toy-sensitivity: sign or raw (default sign)", choices=("sign", "raw"),
+                 invalid="mode must be one of {choices}, got {value}", record_default=False)
 
     def needs(self, plan: Plan) -> Needs:
         return (("vjp", plan.body),)
@@ -151,7 +154,7 @@ class Sensitivity(Method):
     def emit(self, ctx: EmitContext, plan: Plan) -> dict[str, str]:
         chosen, one_hot = chains.seed(ctx, plan)
         grad = chains.input_gradient(ctx, plan, one_hot)
-        sign = ctx.em.op("Sign", [grad], "toy_sign")
+        sign = ctx.em.op("Sign", [grad], "toy_sign") if self.mode == "sign" else grad
         scaled = ctx.em.op("Mul", [plan.input, ctx.em.const(float(self.scale))], "toy_scaled")
         return {"logits": plan.logits, "target_class": chosen,
                 "relevance": ctx.em.op("Mul", [scaled, sign], "toy"),
@@ -184,6 +187,9 @@ def test_a_new_method_is_one_class(toy: type[Method], tmp_path: object) -> None:
     out = explain(explainer, x, [0, 1])
     assert np.allclose(np.abs(out["relevance"][np.abs(out["relevance"]) > 0]),
                        np.abs(2.0 * x)[np.abs(out["relevance"]) > 0])
+    assert "aeq_onnx.mode" not in meta
+    raw = aeq_onnx.compile_explainer(model, method="toy-sensitivity", mode="raw")
+    assert {p.key: p.value for p in raw.metadata_props}["aeq_onnx.mode"] == "raw"
     with pytest.raises(MethodError, match="scale must be > 0, got 0"):
         aeq_onnx.compile_explainer(model, method="toy-sensitivity", scale=0)
     args = build_parser().parse_args(["build", "m.onnx", "-o", "e.onnx", "--scale", "3"])

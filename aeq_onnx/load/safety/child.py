@@ -7,8 +7,8 @@ prints one JSON line: ``{"checker": message}`` when onnx's checker refuses the m
 Standard library only (``-I -S``: no site-packages, no aeq_onnx), and onnx's native extension
 loaded from its file (``EXTENSION``) alone: importing the ``onnx`` package (protobuf, numpy and
 onnx's Python modules, most of the child's time before: SECURITY.md) would only serialise the
-same bytes again for the same C++ functions. The checks: onnx's C++ checker and strict shape inference with data
-propagation.
+same bytes again for the same C++ functions. The checks: onnx's C++ checker and strict shape
+inference with data propagation.
 """
 
 import json
