@@ -204,7 +204,7 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> ModelResu
 
 OPTION_TITLE = {"cpu": "onnxruntime session options (explainer, batch 1)",
                 "cuda": "Explainer calls on CUDA (batch 1)"}
-CUDA_SETUP = ("CUDA: onnxruntime CUDAExecutionProvider (`aeq_onnx.runtime.make_session(device="
+CUDA_SETUP = ("CUDA: onnxruntime CUDAExecutionProvider (`aeq_onnx.run.runtime.make_session(device="
               "'cuda')`: TF32 off, cuDNN's default exhaustive algorithm search, absorbed by the "
               "warm-up); "
               "the forward/explainer pair runs through IO binding with its inputs and outputs "

@@ -59,7 +59,7 @@ def rss(key):
     for line in open("/proc/self/status"):
         if line.startswith(key): return int(line.split()[1]) / 1024
 import aeq_onnx
-from aeq_onnx.saving import save_explainer
+from aeq_onnx.run.saving import save_explainer
 base = rss("VmRSS"); t0 = time.perf_counter(); extra = {}
 if step == "compile":
     files = save_explainer(aeq_onnx.compile_explainer(src), dst)

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 from aeq_onnx.audit import GroundTruthSource, audit  # noqa: E402
 from aeq_onnx.audit.report import markdown_table  # noqa: E402
 from aeq_onnx.audit.scoring import CurveSettings  # noqa: E402
-from aeq_onnx.presets import get_preset  # noqa: E402
+from aeq_onnx.render.presets import get_preset  # noqa: E402
 from benchmarks.bench_compile import cpu  # noqa: E402
 from fixtures.scenes.generator import write_dataset  # noqa: E402
 

@@ -4,8 +4,8 @@ explainer, same photo, same machine.
 
 The explainer is ``make demo``'s (real ImageNet weights, ``imagenet`` preset stored); the photo
 ``fixtures/images/chelsea.jpg``, explained for its top-1 class. Each runtime preprocesses the
-photo itself (the page and Node with aeq-core.js, Python with aeq_onnx.presets) and times only
-the explainer run: ``session.run`` in the page and Node, ``Explainer.explain`` in Python; one
+photo itself (the page and Node with aeq-core.js, Python with aeq_onnx.render.presets) and times
+only the explainer run: ``session.run`` in the page and Node, ``Explainer.explain`` in Python; one
 warm-up run, then ``--runs`` timed runs, in ``--rounds`` interleaved rounds (every runtime once
 per round); medians over all timed runs. Beside the times: each runtime's relevance against
 Python's (max and 99.9th percentile of |ΔR| / max |R|), its top-5 and its input tensor.
@@ -81,8 +81,8 @@ def explainer_path(workdir: Path) -> Path:
 def python_runs(path: Path, threads: int | None, runs: int, rt: Runtime) -> None:
     """Explainer.explain on the CPU: one warm-up, then ``runs`` timed runs."""
     import aeq_onnx
-    from aeq_onnx.imaging import load_image
-    from aeq_onnx.presets import get_preset, input_spec, preprocess
+    from aeq_onnx.render.imaging import load_image
+    from aeq_onnx.render.presets import get_preset, input_spec, preprocess
 
     ex = aeq_onnx.Explainer(path, device="cpu", threads=threads)
     preset = get_preset(ex.metadata["preset"])

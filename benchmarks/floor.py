@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aeq_onnx.compiler import compile_explainer  # noqa: E402
+from aeq_onnx.compile.compiler import compile_explainer  # noqa: E402
 from benchmarks import flops, liveness, models, report, workers  # noqa: E402
 
 OUTPUT = ROOT / "benchmarks" / "results" / "FLOOR.md"

@@ -1,10 +1,11 @@
-"""fp16 vs fp32 explainers: relevance error, agreement and CPU latency (``aeq_onnx.precision``).
+"""fp16 vs fp32 explainers: relevance error, agreement and CPU latency
+(``aeq_onnx.compile.precision``).
 
 For the committed scene CNNs (64 px, all five methods, real seeded scenes) and for torchvision
 VGG-16 / ResNet-50 (224 px, seeded random weights and inputs, AE only): compile the explainer,
-convert it with :func:`aeq_onnx.precision.to_float16`, run both on onnxruntime's CPU provider
-and compare, per input, ``max|R16 - R32| / max|R32|``, the Pearson correlation of the maps, the
-explained class, the logits; plus batch-1 latency of both models.
+convert it with :func:`aeq_onnx.compile.precision.to_float16`, run both on onnxruntime's CPU
+provider and compare, per input, ``max|R16 - R32| / max|R32|``, the Pearson correlation of the
+maps, the explained class, the logits; plus batch-1 latency of both models.
 
 ``--device cuda`` runs both on onnxruntime's CUDAExecutionProvider instead (the measurement the
 CPU figures estimate) and writes ``benchmarks/results/FP16_CUDA.md``.
@@ -39,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aeq_onnx.compiler import compile_explainer  # noqa: E402
-from aeq_onnx.precision import to_float16  # noqa: E402
-from aeq_onnx.runtime import Device, make_session  # noqa: E402
+from aeq_onnx.compile.compiler import compile_explainer  # noqa: E402
+from aeq_onnx.compile.precision import to_float16  # noqa: E402
+from aeq_onnx.run.runtime import Device, make_session  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.models import export  # noqa: E402
 

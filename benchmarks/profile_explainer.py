@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aeq_onnx.compiler import compile_explainer  # noqa: E402
-from aeq_onnx.runtime import Device, providers_for  # noqa: E402
+from aeq_onnx.compile.compiler import compile_explainer  # noqa: E402
+from aeq_onnx.run.runtime import Device, providers_for  # noqa: E402
 from benchmarks import liveness, models, report, workers  # noqa: E402
 
 OUTPUT = {"cpu": ROOT / "benchmarks" / "results" / "PROFILE.md",

@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 
 from aeq_onnx.errors import InputError
-from aeq_onnx.runtime import CUDA, Explainer, cuda_usable
+from aeq_onnx.run.runtime import CUDA, Explainer, cuda_usable
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"vgg-scenes": ROOT / "fixtures/scenes/vgg_scenes.onnx",

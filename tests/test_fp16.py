@@ -1,5 +1,5 @@
-"""fp16 explainers (aeq_onnx.precision.to_float16): conversion details on tiny inline models, and
-fp16 vs fp32 on the committed scene CNNs for five methods (onnxruntime CPU).
+"""fp16 explainers (aeq_onnx.compile.precision.to_float16): conversion details on tiny inline
+models, and fp16 vs fp32 on the committed scene CNNs for five methods (onnxruntime CPU).
 
 The CPU provider rounds every intermediate tensor to fp16 but runs many ops in fp32 between
 inserted Casts: the bounds below hold on CPU; CUDA's errors may differ (benchmarks/results/FP16.md).
@@ -16,8 +16,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from aeq_onnx.compiler import compile_explainer
-from aeq_onnx.precision import (
+from aeq_onnx.compile.compiler import compile_explainer
+from aeq_onnx.compile.precision import (
     FP16_MAX,
     FP16_TINY,
     PRECISION_KEY,

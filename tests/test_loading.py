@@ -13,7 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from aeq_onnx.errors import ModelLoadError
-from aeq_onnx.loading import LoadedModel, load_model
+from aeq_onnx.load.loading import LoadedModel, load_model
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "vgg_mini.onnx"
 

@@ -11,9 +11,9 @@ import pytest
 
 import aeq_onnx
 from aeq_onnx.cli import main
+from aeq_onnx.compile.precision import is_float16
 from aeq_onnx.errors import MethodError
-from aeq_onnx.precision import is_float16
-from aeq_onnx.runtime import Explainer
+from aeq_onnx.run.runtime import Explainer
 
 MODEL = Path(__file__).resolve().parent.parent / "fixtures/scenes/vgg_scenes.onnx"
 

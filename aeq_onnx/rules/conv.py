@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter
-from aeq_onnx.geometry import ConvGeometry, conv, conv_t, flip_transpose
+from aeq_onnx.ir.emit import Emitter
+from aeq_onnx.ir.geometry import ConvGeometry, conv, conv_t, flip_transpose
 from aeq_onnx.rules import equilibrium, lrp
-from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
+from aeq_onnx.rules.base import EmitContext, Flows, LayerRule, OpRule, geometry, single
 from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
 from aeq_onnx.rules.registry import register
 
@@ -82,12 +82,12 @@ def positive_bias(ctx: EmitContext, node: gs.Node, spatial: int) -> str | None:
 
 
 def lrp_relevance(ctx: EmitContext, node: gs.Node, lin: ConvMap | ConvTransposeMap,
-                  variant: str, r: str) -> str:
+                  rule: LayerRule, r: str) -> str:
     """LRP-ε (bias inside z = the node's output) or LRP-z⁺ for a Conv/ConvTranspose."""
     x = node.inputs[0].name
-    if variant == "epsilon":
+    if rule.variant == "epsilon":
         raw = lin.weight("raw")
-        return lrp.epsilon(ctx.em, lin, x, node.outputs[0].name, r, ctx.method.epsilon,
+        return lrp.epsilon(ctx.em, lin, x, node.outputs[0].name, r, rule.epsilon,
                            lambda s: lin.bwd(s, raw))
     bias = positive_bias(ctx, node, lin.rank_in - 2)
     return lrp.zplus(ctx.em, lin, x, r, bias, ctx.view.is_nonnegative(x))
@@ -117,15 +117,7 @@ class ConvRule(OpRule):
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
         w_shape = ctx.view.constant(node.inputs[1].name).shape
         kernel = tuple(node.attrs.get("kernel_shape", w_shape[2:]))
-        variant = ctx.method.conv_variant(node.outputs[0].name in ctx.input_layers, kernel)
-        return {
-            "bounded": "bounded z^B input rule (4.3)" if ctx.method.is_lrp
-            else "AE bounded z^B input rule (4.3)",
-            "pointwise": "AE 1x1 rule (4.2)",
-            "equilibrium": f"AE equilibrium rule, r={ctx.method.ratio:g} (4.1)",
-            "epsilon": f"LRP-epsilon, eps={ctx.method.epsilon:g}",
-            "zplus": "LRP-z+",
-        }[variant]
+        return ctx.method.conv_rule(node.outputs[0].name in ctx.input_layers, kernel).label
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
         lin = conv_map(ctx, node)
@@ -134,15 +126,15 @@ class ConvRule(OpRule):
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         lin = conv_map(ctx, node)
         x, r = node.inputs[0].name, single(rel)
-        variant = ctx.method.conv_variant(node.outputs[0].name in ctx.input_layers, lin.geom.kernel)
-        if variant == "bounded":
+        rule = ctx.method.conv_rule(node.outputs[0].name in ctx.input_layers, lin.geom.kernel)
+        if rule.variant == "bounded":
             return {0: equilibrium.bounded(ctx.em, lin, x, r)}
-        if variant in ("epsilon", "zplus"):
-            return {0: lrp_relevance(ctx, node, lin, variant, r)}
+        if rule.variant in ("epsilon", "zplus"):
+            return {0: lrp_relevance(ctx, node, lin, rule, r)}
         nonneg = ctx.view.is_nonnegative(x)
-        if variant == "pointwise":
+        if rule.variant == "pointwise":
             return {0: equilibrium.pointwise(ctx.em, lin, x, r, nonneg)}
-        return {0: equilibrium.equilibrium(ctx.em, lin, x, r, ctx.method.ratio, nonneg)}
+        return {0: equilibrium.equilibrium(ctx.em, lin, x, r, rule.ratio, nonneg)}
 
 
 @dataclass
@@ -226,11 +218,8 @@ class ConvTransposeRule(OpRule):
 
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
         w_shape = ctx.view.constant(node.inputs[1].name).shape
-        variant = ctx.method.conv_variant(False, tuple(node.attrs.get("kernel_shape",
-                                                                      w_shape[2:])))
-        if variant == "epsilon":
-            return f"LRP-epsilon, eps={ctx.method.epsilon:g}"
-        return "LRP-z+" if variant == "zplus" else self.relevance_name
+        rule = ctx.method.conv_rule(False, tuple(node.attrs.get("kernel_shape", w_shape[2:])))
+        return rule.label if rule.variant in ("epsilon", "zplus") else self.relevance_name
 
     @staticmethod
     def _fed_by_input(ctx: EmitContext, node: gs.Node) -> bool:
@@ -244,10 +233,10 @@ class ConvTransposeRule(OpRule):
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         lin = conv_transpose_map(ctx, node)
         x, r = node.inputs[0].name, single(rel)
-        variant = ctx.method.conv_variant(False, tuple(lin.attrs["kernel_shape"]))  # type: ignore[arg-type]
-        if variant in ("epsilon", "zplus"):
-            return {0: lrp_relevance(ctx, node, lin, variant, r)}
+        rule = ctx.method.conv_rule(False, tuple(lin.attrs["kernel_shape"]))  # type: ignore[arg-type]
+        if rule.variant in ("epsilon", "zplus"):
+            return {0: lrp_relevance(ctx, node, lin, rule, r)}
         nonneg = ctx.view.is_nonnegative(x)
         if all(k == 1 for k in lin.attrs["kernel_shape"]):  # type: ignore[attr-defined]
             return {0: equilibrium.pointwise(ctx.em, lin, x, r, nonneg)}
-        return {0: equilibrium.equilibrium(ctx.em, lin, x, r, ctx.method.ratio, nonneg)}
+        return {0: equilibrium.equilibrium(ctx.em, lin, x, r, rule.ratio, nonneg)}

@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from aeq_onnx.emit import (
+from aeq_onnx.ir.emit import (
     Emitter,
     add_all,
     div_killed_at_zero,
@@ -137,12 +137,12 @@ def _through_abs(em: Emitter, lin: LinearMap, x: str, num: str, x_read: str) -> 
 
 
 def _px_and_copy(em: Emitter, x: str, nonneg: bool, rank: int) -> tuple[str, str]:
-    """``(px, copy)``: ``px = max(x, 0)`` and px again through :func:`~aeq_onnx.emit.late`,
+    """``(px, copy)``: ``px = max(x, 0)`` and px again through :func:`~aeq_onnx.ir.emit.late`,
     the tensor that the mask and the C product read (``px > 0`` exactly where ``x > 0``).
 
     Without it onnxruntime converts every layer's x to its NCHW layout right after the forward
-    pass and keeps the copies until the backward pass reaches them (ResNet-50: 36 MB per image
-    at the peak).
+    pass and keeps the copies until the backward pass reaches them (what that costs:
+    docs/performance.md, "The explainer's schedule").
     """
     px = x if nonneg else relu(em, x)
     return px, late(em, px, rank)
@@ -162,13 +162,13 @@ def _active_inactive(em: Emitter, lin: LinearMap, x: str, p: str, n: str,
     The spec's masks ``1[R>=0]`` / ``1[R<=0]`` change nothing: P vanishes where R < 0 and N
     where R > 0, and sdiv turns a masked denominator into zero anyway. ``conv(ā,|W|)`` is
     computed directly: the cheaper ``conv(1,|W|) - conv(a,|W|)`` (with ``conv(1,|W|)`` exact
-    in float64) cancels where the inactive inputs hold a small share of a window's |W|; on the
-    benchmarks' tiny ResNet it moved the relevance by 3.7e-5 of max |R| (1.7e-3 with a floor
-    against the cancellation noise) against 4e-7 for the direct form
-    (tests/rules/test_conv.py, tests/rules/test_conv_transpose.py). The products
-    with the masks beat one ``Where(a, ·, ·)`` (0.95 vs 1.3 ms on 256x56x56 in onnxruntime).
+    in float64) cancels where the inactive inputs hold a small share of a window's |W|, and
+    moved the relevance far more than the direct form does (tests/rules/test_conv.py,
+    tests/rules/test_conv_transpose.py). The products with the masks beat one
+    ``Where(a, ·, ·)``, and ``Cast(Greater)`` beats ``Sign`` (the figures:
+    docs/performance.md, "Emission changes, measured").
     """
-    active = positive_mask(em, x, zero)  # Cast(Greater): ~5x faster than Sign
+    active = positive_mask(em, x, zero)  # Cast(Greater), not Sign
     inactive = em.op("Sub", [em.const(1.0), active], "inactive")
     absw = lin.weight("abs")
     ap = lin.bwd(_ratio(em, lin, p, active), absw)

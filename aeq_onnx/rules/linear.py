@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter
+from aeq_onnx.ir.emit import Emitter
 from aeq_onnx.rules import equilibrium, lrp
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
 from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
@@ -74,13 +74,7 @@ class _Dense(OpRule):
         raise NotImplementedError
 
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
-        variant = ctx.method.dense_variant(node.outputs[0].name in ctx.input_layers)
-        return {
-            "pointwise": self.relevance_name,
-            "bounded": "bounded z^B input rule (4.3)",
-            "epsilon": f"LRP-epsilon, eps={ctx.method.epsilon:g}",
-            "zplus": "LRP-z+",
-        }[variant]
+        return ctx.method.dense_rule(node.outputs[0].name in ctx.input_layers).label
 
     def dense(self, ctx: EmitContext, node: gs.Node) -> DenseMap:
         rank = ctx.view.rank(node.inputs[0].name)
@@ -102,17 +96,17 @@ class _Dense(OpRule):
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         x, r = node.inputs[0].name, single(rel)
-        variant = ctx.method.dense_variant(node.outputs[0].name in ctx.input_layers)
-        if variant == "pointwise":
+        rule = ctx.method.dense_rule(node.outputs[0].name in ctx.input_layers)
+        if rule.variant == "pointwise":
             return {0: equilibrium.pointwise(ctx.em, self.dense(ctx, node), x, r)}
         alpha = float(node.attrs.get("alpha", 1.0))
         lin = DenseMap(ctx.em, alpha * self.weight(ctx, node), ctx.view.rank(x),
                        node.outputs[0].name)
-        if variant == "bounded":
+        if rule.variant == "bounded":
             return {0: equilibrium.bounded(ctx.em, lin, x, r)}
-        if variant == "epsilon":
+        if rule.variant == "epsilon":
             return {0: lrp.epsilon(ctx.em, lin, x, node.outputs[0].name, r,
-                                   ctx.method.epsilon, lambda s: self.vjp(ctx, node, [s])[0])}
+                                   rule.epsilon, lambda s: self.vjp(ctx, node, [s])[0])}
         return {0: lrp.zplus(ctx.em, lin, x, r, self.positive_bias(ctx, node),
                              ctx.view.is_nonnegative(x))}
 

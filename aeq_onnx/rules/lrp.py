@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aeq_onnx.emit import Emitter, div_killed_at_zero, late, neg_part, relu, sdiv, zero_after
+from aeq_onnx.ir.emit import Emitter, div_killed_at_zero, late, neg_part, relu, sdiv, zero_after
 from aeq_onnx.rules.equilibrium import LinearMap
 
 Back = Callable[[str], str]
@@ -19,7 +19,7 @@ Back = Callable[[str], str]
 
 def stabilise(em: Emitter, z: str, eps: float, zero: str) -> str:
     """``z + ε·sign(z)`` with ``sign(0) = +1`` (Zennit's ``stabilize``): never zero for ε > 0;
-    ``zero`` (:func:`~aeq_onnx.emit.zero_after` the relevance) runs it once R is there."""
+    ``zero`` (:func:`~aeq_onnx.ir.emit.zero_after` the relevance) runs it once R is there."""
     sign = em.op("Where", [em.op("Less", [z, zero], "z_lt0"), em.const(-1.0),
                            em.const(1.0)], "sign0")
     return em.op("Add", [z, em.op("Mul", [sign, em.const(float(eps))], "eps_sign")], "z_stab")
@@ -33,7 +33,7 @@ def epsilon(em: Emitter, lin: LinearMap, x: str, z: str, r: str, eps: float,
 
     ``z`` is the layer's own output (its pre-activation, bias included) and ``back`` the VJP of
     the layer's linear part. ε = 0 is LRP-0, computed with the zero-safe ``sdiv``. x and z are
-    read through :func:`~aeq_onnx.emit.late` copies, so that onnxruntime computes what they
+    read through :func:`~aeq_onnx.ir.emit.late` copies, so that onnxruntime computes what they
     alone give when the relevance reaches the layer, not next to the forward pass.
     """
     x_read, z_read = late(em, x, lin.rank_in), late(em, z, lin.rank_out)

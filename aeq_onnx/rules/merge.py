@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter, sample_sum, sdiv
+from aeq_onnx.ir.emit import Emitter, sample_sum, sdiv
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
 from aeq_onnx.rules.elementwise import constant_operand_problem, same_shape
 from aeq_onnx.rules.registry import register
@@ -62,9 +62,9 @@ class AddRule(OpRule):
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
         if len(ctx.view.variable_inputs(node)) == 1:
             return "pass-through (4.5)"
-        if ctx.method.add_rule == "residual" and shortcut_index(ctx, node) is not None:
+        if ctx.method.join_rule() == "residual" and shortcut_index(ctx, node) is not None:
             return "residual: all to the branch (4.7)"
-        rule = "z" if ctx.method.add_rule == "z" else "share"
+        rule = "z" if ctx.method.join_rule() == "z" else "share"
         return f"{rule} (4.7)"
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
@@ -74,12 +74,12 @@ class AddRule(OpRule):
         variable, r = ctx.view.variable_inputs(node), single(rel)
         if len(variable) == 1:
             return {variable[0]: r}
-        if ctx.method.add_rule == "residual":
+        if ctx.method.join_rule() == "residual":
             shortcut = shortcut_index(ctx, node)
             if shortcut is not None:
                 return {1 - shortcut: r}
         a, b, y = (t.name for t in (*node.inputs, node.outputs[0]))
-        if ctx.method.add_rule == "z":
+        if ctx.method.join_rule() == "z":
             ra, rb = z_split(ctx.em, a, b, y, r)
         else:
             ra, rb = share_split(ctx.em, a, b, y, r, ctx.view.rank(y))
@@ -154,12 +154,12 @@ class SumRule(AddRule):
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
         if len(node.inputs) <= 2:
             return super().describe(ctx, node)
-        return f"{'z' if ctx.method.add_rule == 'z' else 'share'} over {len(node.inputs)} (4.7)"
+        return f"{'z' if ctx.method.join_rule() == 'z' else 'share'} over {len(node.inputs)} (4.7)"
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         if len(ctx.view.variable_inputs(node)) <= 2:
             return super().relevance(ctx, node, rel)
         y = node.outputs[0].name
         parts = nary_split(ctx.em, [t.name for t in node.inputs], y, single(rel),
-                           ctx.view.rank(y), share=ctx.method.add_rule != "z")
+                           ctx.view.rank(y), share=ctx.method.join_rule() != "z")
         return dict(enumerate(parts))

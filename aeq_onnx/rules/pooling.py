@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter, relu, zero_after
-from aeq_onnx.geometry import ConvGeometry
+from aeq_onnx.ir.emit import Emitter, relu, zero_after
+from aeq_onnx.ir.geometry import ConvGeometry
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, geometry, single
 from aeq_onnx.rules.registry import register
 

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import sdiv
+from aeq_onnx.ir.emit import sdiv
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
 from aeq_onnx.rules.registry import register
 

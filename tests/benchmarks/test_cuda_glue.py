@@ -20,7 +20,7 @@ import pytest
 from onnxruntime.capi.onnxruntime_inference_collection import IOBinding
 
 import aeq_onnx
-from aeq_onnx import runtime
+from aeq_onnx.run import runtime
 from benchmarks import cuda_workers, report, workers
 
 SCENES = Path(__file__).resolve().parents[2] / "fixtures/scenes/resnet_scenes.onnx"

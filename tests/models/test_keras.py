@@ -44,7 +44,7 @@ pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip insta
 pytest.importorskip("tf2onnx", reason="tf2onnx is not installed (pip install -e .[keras])")
 
 import aeq_onnx  # noqa: E402
-from aeq_onnx.inspection import inspect_model  # noqa: E402
+from aeq_onnx.compile.inspection import inspect_model  # noqa: E402
 from tests.models import common  # noqa: E402
 from tests.reference.ae_torch import reference_explain  # noqa: E402
 
@@ -133,7 +133,8 @@ def test_relevance_is_nhwc_and_finite(case: Case) -> None:
 
 def fold_pads_by_hand(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` with every constant NCHW spatial Pad that feeds a Conv merged into
-    that Conv's ``pads`` (what aeq_onnx's fold_pad pass does), written independently."""
+    that Conv's ``pads`` (what a fold-Pad pass would do; the pipeline keeps Pads: see
+    docs/choices.md), written independently."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     pads = {n.output[0]: n for n in model.graph.node if n.op_type == "Pad"}

@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from aeq_onnx.presets import Preset
+from aeq_onnx.render.presets import Preset
 from fixtures.scenes.generator import NUM_CLASSES, make_arrays
 from fixtures.scenes.train import HERE, PRESET, RECORD, onnx_path, preprocess, sha256
 
