@@ -10,7 +10,9 @@ import onnx.checker
 from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
+    fuse_lrn,
     infer_shapes,
+    legacy_batchnorm,
     opset,
     strip_identity,
     weight_inputs,
@@ -21,17 +23,21 @@ from aeq_onnx.load import protos
 
 Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 
-# Order matters: weights listed as inputs (IR < 4) become plain constants first; shapes
-# feed constant folding; folding exposes BatchNormalization constants to their pass;
-# the second fold removes the constants those passes left behind; the final inference annotates
-# the canonical graph for the compiler.
+# Order matters: weights listed as inputs (IR < 4) become plain constants first; a spatial=0
+# BatchNormalization (opsets 7-8), which onnx's version converter refuses, becomes arithmetic
+# before the opset upgrade; shapes feed constant folding; torch's LRN decomposition is fused
+# once its constants are folded and its shapes known; folding exposes BatchNormalization
+# constants to their pass; the second fold removes the constants those passes left behind; the
+# final inference annotates the canonical graph for the compiler.
 # Explicit Pads are not folded into Convs: that would change AE relevance (docs/choices.md,
 # "Explicit Pads stay Pads").
 PIPELINE: list[Pass] = [
     weight_inputs.run,
+    legacy_batchnorm.run,
     opset.run,
     infer_shapes.run,
     fold_constants.run,
+    fuse_lrn.run,
     strip_identity.run,
     fold_batchnorm.run,
     fold_constants.run,

@@ -9,6 +9,7 @@ import pytest
 from aeq_onnx.converters import opset
 from aeq_onnx.converters._graph_utils import default_opset
 from aeq_onnx.errors import ConversionError
+from tests.helpers import session
 
 W = np.random.default_rng(4).standard_normal((4, 3, 3, 3)).astype(np.float32)
 
@@ -70,3 +71,80 @@ def test_conversion_failure_names_both_opsets(build) -> None:
     with pytest.raises(ConversionError, match=r"opset 11 to opset 17") as info:
         opset.run(build(text))
     assert "\n" not in str(info.value)
+
+
+X4 = "float[N, 3, 4, 4] x"
+#: ONNX Model Zoo-era forms (opsets 4-9) the opset pass upgrades, each run by onnxruntime before
+#: and after: Upsample with its scales attribute (7-8), BatchNormalization with spatial=1 (7-8),
+#: Dropout with a mask output nobody reads, Gemm with transA/transB and a broadcast bias,
+#: Reshape from a Constant node (and the shape attribute of opset 4), Sum, a 2-D Softmax.
+#: name: (opset, "inputs => outputs", body, weights)
+ZOO = {
+    "upsample7-nearest": (7, "(X4) => (float[N, 3, 8, 8] y)",
+                          'y = Upsample<mode="nearest", scales=[1.0, 1.0, 2.0, 2.0]>(x)', ()),
+    "upsample8-linear": (8, "(X4) => (float[N, 3, 8, 8] y)",
+                         'y = Upsample<mode="linear", scales=[1.0, 1.0, 2.0, 2.0]>(x)', ()),
+    "batchnorm7-spatial1": (7, "(X4) => (float[N, 3, 4, 4] y)",
+                            "y = BatchNormalization<spatial=1, epsilon=1e-3>(x, s, b, m, v)",
+                            ("s", "b", "m", "v")),
+    "batchnorm8-spatial1": (8, "(X4) => (float[N, 3, 4, 4] y)",
+                            "y = BatchNormalization<spatial=1>(x, s, b, m, v)",
+                            ("s", "b", "m", "v")),
+    "dropout7-mask": (7, "(X4) => (float[N, 3, 4, 4] y)", "y, mask = Dropout<ratio=0.3>(x)", ()),
+    "dropout9-mask": (9, "(X4) => (float[N, 3, 4, 4] y)", "y, mask = Dropout(x)", ()),
+    "gemm7-transB-bias": (7, "(float[N, 5] f) => (float[N, 4] y)",
+                          "y = Gemm<transB=1, alpha=0.5, beta=2.0>(f, w45, b4)", ("w45", "b4")),
+    "gemm9-transA-bias-row": (9, "(float[5, N] f) => (float[N, 4] y)",
+                              "y = Gemm<transA=1>(f, w54, b14)", ("w54", "b14")),
+    "reshape7-constant": (7, "(X4) => (float[N, 48] y)",
+                          "s = Constant<value=int64[2] {0, 48}>()\n y = Reshape(x, s)", ()),
+    "reshape9-constant": (9, "(X4) => (float[N, 3, 16] y)",
+                          "s = Constant<value=int64[3] {0, 3, -1}>()\n y = Reshape(x, s)", ()),
+    "reshape4-attribute": (4, "(X4) => (float[N, 48] y)", "y = Reshape<shape=[0, 48]>(x)", ()),
+    "sum6": (6, "(X4) => (float[N, 3, 4, 4] y)", "a = Relu(x)\n y = Sum(x, a, a)", ()),
+    "sum8-broadcast": (8, "(X4) => (float[N, 3, 4, 4] y)", "a = Relu(x)\n y = Sum(x, a, r)",
+                       ("r",)),
+    "softmax7-2d": (7, "(float[N, 5] f) => (float[N, 5] y)", "y = Softmax<axis=1>(f)", ()),
+    "softmax9-2d": (9, "(float[N, 5] f) => (float[N, 5] y)", "y = Softmax(f)", ()),
+}
+RNG = np.random.default_rng(7)
+ZOO_WEIGHTS = {
+    "s": RNG.uniform(0.5, 1.5, 3), "b": RNG.standard_normal(3), "m": RNG.standard_normal(3),
+    "v": RNG.uniform(0.5, 1.5, 3), "w45": RNG.standard_normal((4, 5)),
+    "w54": RNG.standard_normal((5, 4)), "b4": RNG.standard_normal(4),
+    "b14": RNG.standard_normal((1, 4)), "r": RNG.standard_normal((3, 1, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_era_forms_keep_their_outputs(build, same_outputs, name: str) -> None:
+    """Each old form converts to opset 17 with the same outputs (onnxruntime before/after)."""
+    version, io, body, weights = ZOO[name]
+    text = (f'<ir_version: 4, opset_import: ["" : {version}]>\n'
+            f"g {io.replace('X4', X4)} {{\n {body}\n}}")
+    model = build(text, **{k: ZOO_WEIGHTS[k].astype(np.float32) for k in weights})
+    converted = opset.run(model)
+    assert default_opset(converted) == 17
+    onnx.checker.check_model(converted, full_check=True)
+    same_outputs(model, converted)
+
+
+def test_read_dropout_mask_stays_float(build) -> None:
+    """An opset-9 Dropout mask that is a graph output: opset 10 made masks bool; the pass
+    casts the converted mask back to the declared float type (onnxruntime would refuse the
+    float declaration on a bool output). ``y`` is unchanged; the mask carries nothing at
+    inference and its values differ: onnxruntime's opset 7-9 kernel returns zeros, the
+    converted Dropout all ones (keep every unit)."""
+    text = f"""<ir_version: 4, opset_import: ["" : 9]>
+        g ({X4}) => (float[N, 3, 4, 4] y, float[N, 3, 4, 4] mask) {{
+          y, mask = Dropout<ratio=0.5>(x)
+        }}"""
+    model = build(text)
+    converted = opset.run(model)
+    onnx.checker.check_model(converted, full_check=True)
+    assert [n.op_type for n in converted.graph.node][-2:] == ["Dropout", "Cast"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    (y0, m0), (y1, m1) = (session(m).run(None, {"x": x}) for m in (model, converted))
+    np.testing.assert_array_equal(y1, y0)
+    assert m1.dtype == m0.dtype == np.float32 and m1.shape == m0.shape
+    np.testing.assert_array_equal(m1, np.ones_like(m1))

@@ -14,7 +14,9 @@ from aeq_onnx.converters import (
     canonicalize,
     fold_batchnorm,
     fold_constants,
+    fuse_lrn,
     infer_shapes,
+    legacy_batchnorm,
     opset,
     strip_identity,
     weight_inputs,
@@ -25,13 +27,16 @@ GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
 
 
 def test_pipeline_order() -> None:
-    """Weight inputs, then opset, shapes before folding, folding before Pad/BN, shapes last."""
+    """Weight inputs, spatial=0 BN before the opset upgrade, shapes before folding, LRN fused
+    after folding, folding before BN, shapes last."""
     pipeline = converters.PIPELINE
     assert pipeline == [
         weight_inputs.run,
+        legacy_batchnorm.run,
         opset.run,
         infer_shapes.run,
         fold_constants.run,
+        fuse_lrn.run,
         strip_identity.run,
         fold_batchnorm.run,
         fold_constants.run,
