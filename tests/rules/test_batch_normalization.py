@@ -25,9 +25,12 @@ from tests.rules.scaffold import (
 
 @reference("BatchNormalization", relevance=pass_through)
 def batch_normalization(ins: Ins, node: Node) -> torch.Tensor:
-    """``(x - mean) · scale / sqrt(var + eps) + bias`` per channel."""
+    """``(x - mean) · scale / sqrt(var + eps) + bias`` per channel, or per activation for the
+    ``spatial=0`` of opsets 7-8 (statistics shaped like one sample)."""
     x, scale, bias, mean, var = ins[:5]
     shape = (1, -1) + (1,) * (x.dim() - 2)  # type: ignore[union-attr]
+    if int(node.at.get("spatial", 1)) == 0:
+        shape = (1, *x.shape[1:])  # type: ignore[union-attr]
     inv = scale / torch.sqrt(var + float(node.at.get("epsilon", 1e-5)))  # type: ignore[operator]
     return (x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)  # type: ignore[operator,union-attr]
 

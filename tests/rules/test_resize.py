@@ -61,10 +61,12 @@ def resize_forward(ins: Ins, node: Node) -> torch.Tensor:
 
 @reference("Upsample", relevance=z_through_vjp)
 def upsample(ins: Ins, node: Node) -> torch.Tensor:
-    """Opset-9 Upsample ``(x, scales)``: asymmetric coordinates, floor for nearest."""
+    """Upsample ``(x, scales)`` (opset 9) or ``(x)`` with a ``scales`` attribute (opsets 7-8):
+    asymmetric coordinates, floor for nearest."""
     at = {"mode": node.at.get("mode", "nearest"), "coordinate_transformation_mode": "asymmetric",
           "nearest_mode": "floor"}
-    return interpolate(ins[0], ins[1], None, at)  # type: ignore[arg-type]
+    scales = ins[1] if len(ins) > 1 else torch.tensor(node.at["scales"])
+    return interpolate(ins[0], scales, None, at)  # type: ignore[arg-type]
 
 
 C = 6
