@@ -22,5 +22,18 @@ def run(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         inferred = protos.infer_shapes(cleaned, strict=True, data_prop=True, inplace=True)
     except Exception as exc:  # InferenceError, ValidationError, RuntimeError from the C++ side
-        raise ConversionError(f"shape inference failed: {one_line(exc)}") from exc
+        inferred = _without_hints(cleaned, exc)
     return set_ir_version(inferred)
+
+
+def _without_hints(model: onnx.ModelProto, exc: Exception) -> onnx.ModelProto:
+    """Inference again without the exporter's intermediate value_info, which are hints that
+    onnxruntime merges leniently: jax2onnx 0.17 declares some NCHW tensors with their NHWC
+    shape. When the graph itself is inconsistent, the first error is raised."""
+    if not model.graph.value_info:
+        raise ConversionError(f"shape inference failed: {one_line(exc)}") from exc
+    del model.graph.value_info[:]
+    try:
+        return protos.infer_shapes(model, strict=True, data_prop=True, inplace=True)
+    except Exception:  # the graph's own conflict: report the first error
+        raise ConversionError(f"shape inference failed: {one_line(exc)}") from exc

@@ -9,6 +9,7 @@ from aeq_onnx.rules import (
     lrn,
     merge,
     pooling,
+    reduce_sum,
     shape,
 )
 from aeq_onnx.rules.registry import entries, lookup, supported_ops
@@ -24,6 +25,7 @@ __all__ = [
     "lrn",
     "merge",
     "pooling",
+    "reduce_sum",
     "shape",
     "supported_ops",
 ]

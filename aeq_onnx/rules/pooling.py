@@ -152,7 +152,8 @@ class GlobalAveragePoolRule(_Pool):
 def reduce_axes(ctx: EmitContext, node: gs.Node) -> list[int] | None:
     """The reduced axes, non-negative and sorted (None when not a constant)."""
     rank = ctx.view.rank(node.inputs[0].name)
-    if ctx.view.opset < 18 or node.op not in ("ReduceMean", "ReduceMax", "ReduceSum"):
+    axes_as_input = 13 if node.op == "ReduceSum" else 18  # ReduceSum moved axes to an input first
+    if ctx.view.opset < axes_as_input or node.op not in ("ReduceMean", "ReduceMax", "ReduceSum"):
         axes = node.attrs.get("axes")
     elif len(node.inputs) > 1 and node.inputs[1].name:
         if not ctx.view.is_constant(node.inputs[1].name):

@@ -95,3 +95,20 @@ def test_inconsistent_shapes_raise_conversion_error(build, graph) -> None:
     with pytest.raises(ConversionError, match="shape inference failed") as info:
         infer_shapes.run(model)
     assert "\n" not in str(info.value)
+
+
+def test_wrong_exporter_hints_are_replaced(build, same_outputs) -> None:
+    """An intermediate value_info that contradicts the graph (jax2onnx 0.17 declares some NCHW
+    tensors with their NHWC shape; onnxruntime merges such hints leniently) is inferred anew
+    instead of failing; the graph's own outputs are unchanged."""
+    model = build(HEAD + """g (float[N, 3, 4, 4] x) => (float[N, 3, 4, 4] y) {
+      c = Conv<kernel_shape=[1, 1]>(x, w)
+      y = Relu(c)
+    }""", w=np.ones((3, 3, 1, 1), np.float32))
+    model.graph.value_info.append(
+        onnx.helper.make_tensor_value_info("c", onnx.TensorProto.FLOAT, ["N", 4, 4, 3]))
+    with pytest.raises(onnx.shape_inference.InferenceError):
+        onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    inferred = infer_shapes.run(model)
+    assert _dims(inferred)["c"] == ["N", 3, 4, 4]
+    same_outputs(model, inferred)
