@@ -171,3 +171,16 @@ def test_the_page_names_the_module_of_a_method(name: str) -> None:
     """A sample of the rule: a method's module is on the page and exists."""
     quoted, _ = architecture()
     assert f"aeq_onnx/methods/{name}.py" in quoted
+
+
+def test_no_symbolic_links_are_tracked() -> None:
+    """A committed symlink (fixtures/.cache once pointed at one checkout) breaks clones."""
+    import shutil
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout: nothing is tracked")
+    listing = subprocess.run(["git", "ls-files", "-s"], cwd=root, check=True,
+                             capture_output=True, text=True).stdout
+    links = [line.split("\t", 1)[1] for line in listing.splitlines() if line.startswith("120000")]
+    assert links == []
