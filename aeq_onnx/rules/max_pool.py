@@ -11,7 +11,7 @@ from aeq_onnx.rules.registry import register
 from aeq_onnx.rules.shared.pooling import Back, Pool, pool_attrs
 
 
-def window_problem(ctx: EmitContext, node: gs.Node) -> str | None:
+def _window_problem(ctx: EmitContext, node: gs.Node) -> str | None:
     """Why a pool's window does not fit its (padded) input, or None."""
     out = ctx.view.shape(node.outputs[0].name)
     if out is None or any(isinstance(d, int) and d < 1 for d in out[2:]):
@@ -29,7 +29,7 @@ class MaxPoolRule(Pool):
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         if int(node.attrs.get("storage_order", 0)):
             return "MaxPool with storage_order=1"
-        return window_problem(ctx, node)
+        return _window_problem(ctx, node)
 
     def pool_and_back(self, ctx: EmitContext, node: gs.Node, x: str) -> tuple[str, Back]:
         em = ctx.em
