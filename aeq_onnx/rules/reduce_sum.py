@@ -11,12 +11,12 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.pooling import Back, _Pool, reduce_axes
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.pooling import Back, Pool, reduce_axes
 
 
 @register("ReduceSum")
-class ReduceSumRule(_Pool):
+class ReduceSumRule(Pool):
     """ReduceSum over constant non-batch axes: ``VJP(g) = expand(g)`` (every summand gets g)."""
 
     vjp_name = "expand(g)"
