@@ -4,13 +4,17 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 PYTHON  ?= python3
+# the jax2onnx / paddle2onnx converters, without their declared dependencies (see the `jax` and
+# `paddle` extras of pyproject.toml for why and for what they need)
+EXPORTERS := jax2onnx==0.17.1 paddle2onnx==2.1.0
 
 .PHONY: install demo audit-demo test lint typecheck pytest bench bench-web clean browser npm web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,keras,ray]'
+	$(PY) -m pip install --quiet -e '.[dev,keras,ray,jax,paddle]'
+	$(PY) -m pip install --quiet --no-deps $(EXPORTERS)
 	touch $(STAMP)
 
 install: $(STAMP)

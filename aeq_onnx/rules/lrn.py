@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.rules.shared.activation import PassThrough
 from aeq_onnx.rules.base import EmitContext, Flows, single
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.activation import PassThrough
 
 
 def band(channels: int, size: int) -> np.ndarray:

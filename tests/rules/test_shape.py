@@ -40,8 +40,8 @@ def test_dynamic_flatten(where: str, form: str) -> None:
         dims = net.op("Slice", [dims, ints(net, [0]), ints(net, [1])])
     target = net.op("Concat", [dims, ints(net, [-1])], axis=0)
     flat = net.op("Reshape", [x, target], name="flat")
-    net.op("Gemm", [flat, net.weight((5, C), fan_in=C), net.const(0.1 * net.rng.standard_normal(5))],
-           name="y", transB=1)
+    bias = net.const(0.1 * net.rng.standard_normal(5))
+    net.op("Gemm", [flat, net.weight((5, C), fan_in=C), bias], name="y", transB=1)
     layer = "flat" if where == "below" else None
     compare_with_reference(net.build(classes=5), random_input(SHAPE, seed=4, scale=2.0),
                            layer=layer)
