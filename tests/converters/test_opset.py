@@ -148,3 +148,30 @@ def test_read_dropout_mask_stays_float(build) -> None:
     np.testing.assert_array_equal(y1, y0)
     assert m1.dtype == m0.dtype == np.float32 and m1.shape == m0.shape
     np.testing.assert_array_equal(m1, np.ones_like(m1))
+
+
+
+GEMM6 = """<ir_version: 4, opset_import: ["" : 6]>
+    g (float[{batch}, 5] f) => (float[{batch}, 4] y) {{
+      y = Gemm<transB=1, broadcast=1>(f, w45, b4)
+    }}"""
+
+
+def test_gemm6_broadcast_bias(build) -> None:
+    """Gemm-6's ``broadcast=1`` bias (static batch, as opset-6 files have): converted to
+    opset 17 with the same result, checked against numpy (onnxruntime has no Gemm-6 kernel)."""
+    w, b = ZOO_WEIGHTS["w45"].astype(np.float32), ZOO_WEIGHTS["b4"].astype(np.float32)
+    converted = opset.run(build(GEMM6.format(batch=2), w45=w, b4=b))
+    f = RNG.standard_normal((2, 5)).astype(np.float32)
+    got = session(converted).run(None, {"f": f})[0]
+    np.testing.assert_allclose(got, f @ w.T + b, rtol=1e-5, atol=1e-5)
+
+
+def test_symbolic_batch_gemm6_is_a_conversion_error(build) -> None:
+    """Known limit: onnx's Gemm 6->7 adapter needs static dims to check the old broadcast;
+    with a symbolic batch it is refused with one line naming the conversion."""
+    model = build(GEMM6.format(batch="N"), w45=ZOO_WEIGHTS["w45"].astype(np.float32),
+                  b4=ZOO_WEIGHTS["b4"].astype(np.float32))
+    with pytest.raises(ConversionError, match=r"from opset 6 to opset 17: .*Dimension") as info:
+        opset.run(model)
+    assert "\n" not in str(info.value)
