@@ -1,9 +1,9 @@
 """Ordinary mistakes are never an internal error.
 
 A table sweeps every command (``build``, ``explain`` with photos and with an ``.npy`` batch,
-``inspect``, ``audit``, ``web``) and its options with ordinary mistakes. Each row must print
-exactly one line on stderr (``aeq: error: ...`` for the whole command, ``aeq: failed: ITEM:
-...`` for one bad item), exit 1 (a mistake in the inputs) or 2 (a usage error, unsupported
+``inspect``, ``audit``, ``compare``, ``web``) and its options with ordinary mistakes. Each row
+must print exactly one line on stderr (``aeq: error: ...`` for the whole command, ``aeq:
+failed: ITEM: ...`` for one bad item; a failed item leaves only the reports listing it), exit 1 (a mistake in the inputs) or 2 (a usage error, unsupported
 ops), never 3, change no file it was given and leave no output file behind (an item that
 failed leaves only the gallery listing it). Most rows run with ``--no-isolate`` (in-process
 checks, fast); the ``isolated-*`` rows run the default isolated checks.
@@ -55,6 +55,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     onnx.save(_with_input(small_cnn(), ["N", 3, 64, 64]), root / "m64.onnx")
     onnx.save(_with_input(small_cnn(), [1, 3, 65536, 65536]), root / "huge.onnx")
     onnx.save(small_cnn([("Sin", "sine")]), root / "sin.onnx")
+    onnx.save(small_cnn(classes=3), root / "three.onnx")
     onnx.save(aeq_onnx.compile_explainer(small_cnn()), root / "explainer.onnx")
     (root / "text.onnx").write_text("this is not a model\n")
     (root / "folder.onnx").mkdir()
@@ -101,6 +102,10 @@ AUDIT_FAILED = {"prefix": "aeq: failed: ", "leaves": (
 M, P = "{w}/model.onnx", "{w}/photos"
 AUDIT = f"audit {M} --images {P} --methods ae --steps 2"
 WEB = "web {w}/explainer.onnx"
+COMPARE = f"compare {M} {M}"
+#: What a comparison whose only photo failed writes: its reports, listing the failure.
+COMPARE_FAILED = {"prefix": "aeq: failed: ",
+                  "leaves": ("compare.json", "compare.md", "index.html")}
 
 ROWS = [
     row("no-command", "", (2,), "the following arguments are required: command"),
@@ -281,6 +286,52 @@ ROWS = [
         "--out {new}", (1,), "as an image", **AUDIT_FAILED),
     row("isolated-audit-absurd-model", f"audit {{w}}/huge.onnx --images {P} --out {{new}}", (1,),
         "over the limit of 16,777,216"),
+    # ------------------------------------------------------------------ compare
+    row("compare-no-images", f"{COMPARE} -o {{new}}", (2,),
+        "the following arguments are required: --images"),
+    row("compare-out-is-file", f"{COMPARE} --images {P} -o {{w}}/file.txt", (1,),
+        "is an existing file"),
+    row("compare-out-under-file", f"{COMPARE} --images {P} -o {{w}}/file.txt/c", (1,),
+        "file.txt' is a file, not a folder"),
+    row("compare-input-is-output", f"{COMPARE} --images {P} -o {P}", (1,), "is also an input"),
+    row("compare-empty-folder", f"{COMPARE} --images {{w}}/empty -o {{new}}", (1,),
+        "nothing to compare: "),
+    row("compare-photo-missing", f"{COMPARE} --images {{w}}/nope.png -o {{new}}", (1,),
+        "no such file or folder"),
+    row("compare-model-missing", f"compare {M} {{w}}/missing.onnx --images {P} -o {{new}}",
+        (1,), "missing.onnx"),
+    row("compare-model-is-folder", f"compare {{w}}/folder.onnx {M} --images {P} -o {{new}}",
+        (1,), "is a directory"),
+    row("compare-not-onnx", f"compare {M} {{w}}/text.onnx --images {P} -o {{new}}", (1,),
+        "not an ONNX model"),
+    row("compare-unsupported-op", f"compare {M} {{w}}/sin.onnx --images {P} -o {{new}}", (2,),
+        "unsupported node(s): Sin"),
+    row("compare-classes-differ", f"compare {M} {{w}}/three.onnx --images {P} -o {{new}}",
+        (1,), "model A has 4 classes and model B 3"),
+    row("compare-sizes-differ", f"compare {M} {{w}}/m64.onnx --images {P} -o {{new}}", (1,),
+        "compare needs the same input size"),
+    row("compare-absurd-model", f"compare {{w}}/huge.onnx {M} --images {P} -o {{new}}", (1,),
+        "over the limit of 16,777,216"),
+    row("compare-target-range", f"{COMPARE} --images {P} --target 7 -o {{new}}", (1,),
+        "target 7 is out of range"),
+    row("compare-target-negative", f"{COMPARE} --images {P} --target -1 -o {{new}}", (2,),
+        "must be at least 0"),
+    row("compare-top-fraction-0", f"{COMPARE} --images {P} --top-fraction 0 -o {{new}}", (2,),
+        "must lie in (0, 1]"),
+    row("compare-batch-size-0", f"{COMPARE} --images {P} --batch-size 0 -o {{new}}", (2,),
+        "argument --batch-size: must be at least 1, got 0"),
+    row("compare-unknown-preset", f"{COMPARE} --images {P} --preset nope -o {{new}}", (1,),
+        "unknown preset 'nope'"),
+    row("compare-labels-count", f"{COMPARE} --images {P} --labels {{w}}/labels3.txt "
+        "-o {new}", (1,), "3 labels in"),
+    row("compare-unknown-method", f"{COMPARE} --images {P} --method nope -o {{new}}", (2,),
+        "invalid choice"),
+    row("compare-corrupt", f"{COMPARE} --images {{w}}/bad/broken.jpg -o {{new}}", (1,),
+        "as an image", **COMPARE_FAILED),
+    row("compare-decompression-bomb", f"{COMPARE} --images {{w}}/bad/bomb.png -o {{new}}",
+        (1,), "decompression bomb", **COMPARE_FAILED),
+    row("isolated-compare-unsupported-op",
+        f"compare {M} {{w}}/sin.onnx --images {P} -o {{new}}", (2,), "unsupported node(s): Sin"),
     # ---------------------------------------------------------------------- web
     row("web-out-is-file", f"{WEB} -o {{w}}/file.txt", (1,), "is an existing file"),
     row("web-out-under-file", f"{WEB} -o {{w}}/file.txt/site", (1,),

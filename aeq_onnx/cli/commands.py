@@ -1,4 +1,5 @@
-"""The commands of ``aeq``: build, explain, inspect, audit, web (each returns its exit code)."""
+"""The commands of ``aeq``: build, explain, inspect, audit, compare, web (each returns its exit
+code)."""
 
 from __future__ import annotations
 
@@ -217,6 +218,26 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.run.failures else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``aeq compare``: explain both models, print the summary, say where the reports are."""
+    from aeq_onnx.audit.compare import compare
+    from aeq_onnx.audit.compare.report import summary_table
+    from aeq_onnx.render.presets import MAX_PIXELS
+
+    kwargs = _method_kwargs(args)
+    result = compare(args.model_a, args.model_b, args.images, target=args.target,
+                     labels=args.labels, preset=args.preset, size=args.size, out=args.out,
+                     device=args.device, batch_size=args.batch_size,
+                     top_fraction=args.top_fraction, max_pixels=args.max_pixels or MAX_PIXELS,
+                     progress=_progress_bar, **kwargs)  # type: ignore[arg-type]
+    print(f"{result.summary['images']} image(s), target: {result.info['target']}")
+    print(summary_table(result))
+    _print_failures(result.failures)
+    if result.files:
+        print(f"reports: {', '.join(str(p) for p in result.files.values())}")
+    return EXIT_ERROR if result.failures else 0
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     """``aeq web``: write the site and say how to open it."""
     from aeq_onnx.web import MAX_MODEL_BYTES, write_site
@@ -237,4 +258,4 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"build": cmd_build, "explain": cmd_explain, "inspect": cmd_inspect,
-            "audit": cmd_audit, "web": cmd_web}
+            "audit": cmd_audit, "compare": cmd_compare, "web": cmd_web}

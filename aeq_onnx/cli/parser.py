@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--nodes", action="store_true", help="list every node, not only op types")
     method_args(inspect)
     _audit_parser(sub)
+    _compare_parser(sub)
     _web_parser(sub)
     return parser
 
@@ -212,6 +213,38 @@ def _audit_parser(sub: Any) -> None:
     audit.add_argument("--workers", type=POSITIVE, default=2, help="Ray actors (default 2)")
     audit.add_argument("--gpus-per-worker", type=number_in(0, INF), default=0.0,
                        help="GPUs per Ray actor (default 0: CPU)")
+
+
+def _compare_parser(sub: Any) -> None:
+    compare = sub.add_parser(
+        "compare", help="explain two models on the same photos and compare the heatmaps",
+        description="Did quantization, fp16 or pruning change what the model looks at? "
+        "Explains MODEL_A and MODEL_B on the same preprocessed photos for the same class (A's "
+        "top-1 unless --target) and reports per image the top-1 agreement, the top-5 overlap, "
+        "the Spearman correlation and SSIM of the two heatmaps and the IoU of their top "
+        "pixels, with a summary: compare.json, compare.md and index.html (photo | heatmap A | "
+        "heatmap B) in --out. Exit code 1 if any photo could not be read (the others "
+        "complete).")
+    compare.add_argument("model_a", help="the reference classifier .onnx (or its explainer)")
+    compare.add_argument("model_b", help="the classifier to compare with it (or its explainer)")
+    compare.add_argument("--images", nargs="+", required=True, metavar="IMAGE_OR_DIR",
+                         help="photos and/or folders of photos")
+    compare.add_argument("--target", type=at_least(0), default=None,
+                         help="class to explain for every image (default: A's top-1)")
+    compare.add_argument("--labels", default=None,
+                         help="class names, one per line (default: ImageNet's for 1000 classes)")
+    compare.add_argument("--preset", default=None, help="imagenet, inception, unit or a JSON "
+                         "preset (default: A's stored preset, else B's, else imagenet)")
+    compare.add_argument("--size", type=POSITIVE, default=None, help="custom input size")
+    compare.add_argument("--top-fraction", type=number_in(0, 1, low_open=True), default=0.1,
+                         help="the share of pixels of largest heat whose IoU is reported "
+                         "(default 0.1)")
+    _max_pixels(compare)
+    compare.add_argument("-o", "--out", default="aeq-compare", help="output folder (default "
+                         "aeq-compare; missing folders are created)")
+    compare.add_argument("--batch-size", type=POSITIVE, default=8)
+    compare.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    method_args(compare)
 
 
 def _web_parser(sub: Any) -> None:
