@@ -3,10 +3,11 @@
 A table sweeps every command (``build``, ``explain`` with photos and with an ``.npy`` batch,
 ``inspect``, ``audit``, ``compare``, ``web``) and its options with ordinary mistakes. Each row
 must print exactly one line on stderr (``aeq: error: ...`` for the whole command, ``aeq:
-failed: ITEM: ...`` for one bad item; a failed item leaves only the reports listing it), exit 1 (a mistake in the inputs) or 2 (a usage error, unsupported
-ops), never 3, change no file it was given and leave no output file behind (an item that
-failed leaves only the gallery listing it). Most rows run with ``--no-isolate`` (in-process
-checks, fast); the ``isolated-*`` rows run the default isolated checks.
+failed: ITEM: ...`` for one bad item), exit 1 (a mistake in the inputs) or 2 (a usage error,
+unsupported ops), never 3, change no file it was given and leave no output file behind (an
+item that failed leaves only the gallery, or the reports, listing it). Most rows run with
+``--no-isolate`` (in-process checks, fast); the ``isolated-*`` rows run the default isolated
+checks.
 """
 
 from __future__ import annotations

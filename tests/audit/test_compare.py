@@ -156,6 +156,28 @@ def test_output_does_not_depend_on_the_order_of_the_photos(work: Path, tmp_path:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
 
 
+def nhwc(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same network taking NHWC photos (a Transpose in front, as tf2onnx writes)."""
+    copy = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = copy.graph
+    for node in graph.node:
+        node.input[:] = ["nchw" if name == "input" else name for name in node.input]
+    graph.node.insert(0, onnx.helper.make_node("Transpose", ["input"], ["nchw"],
+                                               perm=[0, 3, 1, 2]))
+    dims = graph.input[0].type.tensor_type.shape.dim
+    dims[1].dim_value, dims[3].dim_value = SIZE, 3
+    return copy
+
+
+def test_each_model_gets_its_own_layout(work: Path, tmp_path: Path) -> None:
+    """An NHWC copy of A gets the photos in NHWC and agrees with A perfectly."""
+    onnx.save(nhwc(model16()), tmp_path / "nhwc.onnx")
+    result = compare(work / "a.onnx", tmp_path / "nhwc.onnx", [work / "photos"], device="cpu")
+    assert (result.info["layout_a"], result.info["layout_b"]) == ("NCHW", "NHWC")
+    for name in ("top1_agree", "spearman", "ssim", "iou_top"):
+        assert result.summary[name]["mean"] == pytest.approx(1.0, abs=1e-6), name
+
+
 def test_models_of_different_classes_are_refused(work: Path) -> None:
     from aeq_onnx.errors import InputError
 
