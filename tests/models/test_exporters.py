@@ -8,7 +8,7 @@ exported once per cache in a child process by ``fixtures/exporters.py``).
 For each: the framework's own logits equal onnxruntime's on the export (the exporter is
 faithful), the explainer's logits equal onnxruntime's (1e-5), and the relevance, R0 and split
 gradient equal the independent torch reference (``tests/reference``) within 1e-4 of max |R|,
-for the top-1 and a given class; ``aeq build`` / ``aeq explain`` run on the Flax export.
+for the top-1 and given classes; ``aeq build`` / ``aeq explain`` run on each export.
 
 Needs the ``jax`` / ``paddle`` extras of pyproject.toml (``make test`` installs both); a case
 whose exporter is not installed is skipped with the missing packages named (shown by ``-ra``).
@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:  # `fixtures` is a top-level folder, not an instal
     sys.path.insert(0, str(ROOT))
 
 from aeq_onnx.cli import main  # noqa: E402
-from fixtures import exporters, jax_models, paddle_models  # noqa: E402
+from fixtures import exporters, paddle_models  # noqa: E402
 from tests.helpers import compare_with_reference, run_model  # noqa: E402
 from tests.models import common  # noqa: E402
 
@@ -77,18 +77,18 @@ def test_flax_mean_is_reduce_sum_then_div() -> None:
     assert got.reference["split"] == reduce_sum.input[0]
 
 
-def test_flax_export_explains_from_the_cli(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """``aeq build`` and ``aeq explain`` on the jax2onnx file, an NHWC ``.npy`` batch."""
-    model, batch, _ = exported("jax", "cnn")
-    path = tmp_path / "flax-cnn.onnx"
+@pytest.mark.parametrize("kind,name", CASES, ids=[f"{k}-{n}" for k, n in CASES])
+def test_export_explains_from_the_cli(kind: str, name: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``aeq build`` and ``aeq explain`` on the exported file (Flax: an NHWC ``.npy`` batch)."""
+    model, batch, _ = exported(kind, name)
+    path = tmp_path / f"{kind}-{name}.onnx"
     onnx.save(model, path)
     np.save(tmp_path / "x.npy", batch)
     assert main(["build", str(path), "-o", str(tmp_path / "e.onnx")]) == 0
     assert main(["explain", str(tmp_path / "e.onnx"), str(tmp_path / "x.npy"),
                  "-o", str(tmp_path / "r.npy")]) == 0
     relevance = np.load(tmp_path / "r.npy")
-    size = jax_models.SIZE
-    assert relevance.shape == (2, size, size, 3) and np.isfinite(relevance).all()
+    assert relevance.shape == batch.shape and np.isfinite(relevance).all()
     assert np.abs(relevance).max() > 0
     assert "error" not in capsys.readouterr().err
