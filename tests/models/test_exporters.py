@@ -32,7 +32,8 @@ from fixtures import exporters, paddle_models  # noqa: E402
 from tests.helpers import compare_with_reference, run_model  # noqa: E402
 from tests.models import common  # noqa: E402
 
-#: framework logits vs onnxruntime on the export (rtol and atol); measured max |Δ|: Flax 1.2e-7
+#: framework logits vs onnxruntime on the export: max |Δ| <= this x max |logits| (summation order
+#: differs between the frameworks and onnxruntime's kernels); measured max |Δ|: Flax 1.2e-7
 #: (|logits| <= 1.4), resnet18 4.6e-5 (|logits| <= 79), mobilenet_v3_small 7.5e-7 (<= 0.7)
 FRAMEWORK_TOL = 1e-5
 CASES = [("jax", "cnn"), *(("paddle", name) for name in paddle_models.MODELS)]
@@ -53,8 +54,9 @@ def exported(kind: str, name: str) -> tuple[onnx.ModelProto, np.ndarray, np.ndar
 @pytest.mark.parametrize("kind,name", CASES, ids=[f"{k}-{n}" for k, n in CASES])
 def test_export_matches_reference(kind: str, name: str, request: pytest.FixtureRequest) -> None:
     model, batch, framework = exported(kind, name)
-    np.testing.assert_allclose(run_model(model, batch), framework, rtol=FRAMEWORK_TOL,
-                               atol=FRAMEWORK_TOL)
+    scale = max(1.0, float(np.abs(framework).max()))
+    np.testing.assert_allclose(run_model(model, batch), framework, rtol=0,
+                               atol=FRAMEWORK_TOL * scale)
     top1 = compare_with_reference(model, batch)
     classes = framework.shape[1]
     chosen = [3 % classes, (classes - 1)]
