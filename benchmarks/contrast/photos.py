@@ -67,14 +67,22 @@ def load_lite0() -> tuple[Path, onnx.ModelProto]:
     return path, static_flatten(canonicalize(onnx.load(str(path))))
 
 
-def load_photo(path: Path) -> np.ndarray:
-    """The photo as the ``imagenet`` preset feeds it: (1, 3, 224, 224) float32."""
+def _preprocess(path: Path) -> tuple[np.ndarray, Any]:
     from aeq_onnx.photos import load_image
     from aeq_onnx.presets import get_preset, input_spec, preprocess
 
     preset = get_preset("imagenet")
-    x, _ = preprocess(load_image(path), preset, input_spec([1, 3, 224, 224], preset))
-    return x[None]
+    return preprocess(load_image(path), preset, input_spec([1, 3, 224, 224], preset))
+
+
+def load_photo(path: Path) -> np.ndarray:
+    """The photo as the ``imagenet`` preset feeds it: (1, 3, 224, 224) float32."""
+    return _preprocess(path)[0][None]
+
+
+def load_photo_crop(path: Path) -> Any:
+    """The resized, centre-cropped photo the model sees (PIL, RGB)."""
+    return _preprocess(path)[1]
 
 
 def run_photo(path: Path, index: int, out: Path, chunk: int = 4,

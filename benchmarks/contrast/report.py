@@ -45,16 +45,38 @@ def goal(m: dict[str, float], ae: dict[str, float], localised: bool) -> list[str
     return failed
 
 
-def _fmt(v: float) -> str:
-    return "nan" if not math.isfinite(v) else f"{v:.3f}"
+def _fmt(v: float, digits: int = 3) -> str:
+    return "nan" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _nan(m: dict[str, float], key: str) -> str:
+    """`` (k†)`` when k samples gave a constant map (Spearman undefined, left out of the mean)."""
+    k = int(m.get(f"{key}#nan", 0))
+    return f" ({k}†)" if k else ""
+
+
+def standard_errors(samples: list[dict[str, dict[str, float]]], key: str) -> tuple[float, float]:
+    """Smallest and largest standard error of the mean of ``key`` over the variants."""
+    errors = []
+    for v in VARIANTS:
+        if not all(v.name in s for s in samples):
+            continue
+        values = np.array([s[v.name][key] for s in samples], np.float64)
+        values = values[np.isfinite(values)]
+        if len(values) > 1:
+            errors.append(float(values.std(ddof=1) / np.sqrt(len(values))))
+    return (min(errors), max(errors)) if errors else (math.nan, math.nan)
 
 
 def aggregate(samples: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """Mean of every metric per variant over the samples (non-finite values left out)."""
     out = {}
     for v in VARIANTS:
-        rows = [s[v.name] for s in samples]
-        out[v.name] = {k: _mean(rows, k) for k in rows[0]}
+        if all(v.name in s for s in samples):
+            rows = [s[v.name] for s in samples]
+            out[v.name] = {k: _mean(rows, k) for k in rows[0]}
+            out[v.name].update({f"{k}#nan": float(summary([r[k] for r in rows])[1])
+                                for k in rows[0]})
     return out
 
 
@@ -70,28 +92,54 @@ def table(agg: dict[str, dict[str, float]], levels: list[int], localised: bool
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     verdict = {}
     for v in VARIANTS:
+        if v.name not in agg:
+            lines.append(f"| `{v.name}` | {v.round} | {_cost(v.name)} | not measured |")
+            verdict[v.name] = ["not measured"]
+            continue
         m = agg[v.name]
         failed = goal(m, ae, localised) if v.kind != "reference" else ["(not AE)"]
+        failed = ["(baseline)"] if v.name == "logit" else failed
         verdict[v.name] = failed
         cells = [f"`{v.name}`", str(v.round), _cost(v.name), _fmt(m["insertion"]),
                  _fmt(m["deletion"])]
         if localised:
-            cells += [_fmt(m["energy"]), _fmt(m["distractor"]), _fmt(m["pointing"])]
-        cells += [_fmt(m["top2"])] + [f"{_fmt(m[f'{r}_signed'])} / {_fmt(m[f'{r}_abs'])}"
-                                      for r in rand]
-        cells.append("**met**" if not failed else "✗ " + ", ".join(failed))
+            cells += [_fmt(m["energy"]), _fmt(m["distractor"], 4), _fmt(m["pointing"])]
+        cells += [_fmt(m["top2"]) + _nan(m, "top2")]
+        cells += [f"{_fmt(m[f'{r}_signed'])} / {_fmt(m[f'{r}_abs'])}" + _nan(m, f"{r}_signed")
+                  for r in rand]
+        mark = "" if failed[0].startswith("(") else "✗ "
+        cells.append("**met**" if not failed else mark + ", ".join(failed))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), verdict
+
+
+def _with_extras(cache: Path, name: str) -> dict[str, Any] | None:
+    """The cached record ``name`` with the variants of the same file in any tag sub-folder
+    merged in (same samples, same randomisation seeds); None when the main file is missing."""
+    path = cache / name
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    for extra in sorted(cache.glob(f"*/{name}")):
+        more = json.loads(extra.read_text(encoding="utf-8"))
+        record["seconds"] += more["seconds"]
+        if "samples" in record:
+            by_index = {s["index"]: s for s in more["samples"]}
+            for s in record["samples"]:
+                s["metrics"].update(by_index[s["index"]]["metrics"])
+        else:
+            record["metrics"].update(more["metrics"])
+    return record
 
 
 def load_scenes(cache: Path, model: str, n: int, parts: int) -> dict[str, Any] | None:
     """The merged parts of one scene run, or None when a part is missing."""
     records = []
     for part in range(parts):
-        path = cache / f"scenes-{model}-n{n}-p{part}of{parts}.json"
-        if not path.is_file():
+        record = _with_extras(cache, f"scenes-{model}-n{n}-p{part}of{parts}.json")
+        if record is None:
             return None
-        records.append(json.loads(path.read_text(encoding="utf-8")))
+        records.append(record)
     merged = dict(records[0])
     merged["samples"] = [s for r in records for s in r["samples"]]
     merged["seconds"] = sum(r["seconds"] for r in records)
@@ -100,7 +148,42 @@ def load_scenes(cache: Path, model: str, n: int, parts: int) -> dict[str, Any] |
 
 def load_photos(cache: Path) -> list[dict[str, Any]]:
     """Every cached photo record, in file-name order."""
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(cache.glob("photo-*.json"))]
+    records = [_with_extras(cache, p.name) for p in sorted(cache.glob("photo-*.json"))]
+    return [r for r in records if r is not None]
+
+
+def _errors(samples: list[dict[str, dict[str, float]]]) -> str:
+    """One line: the range of the standard errors of the means over the variants."""
+    parts = []
+    for key, label in (("insertion", "insertion"), ("deletion", "deletion"),
+                       ("rand1_signed", "rand 1 signed"), ("top2", "top-2 ρ")):
+        lo, hi = standard_errors(samples, key)
+        parts.append(f"{label} {_fmt(lo)}–{_fmt(hi)}")
+    return "Standard errors of the means (range over the variants): " + ", ".join(parts) + "."
+
+
+def paired(samples: list[dict[str, dict[str, float]]], localised: bool) -> str:
+    """Paired differences against AE on the same samples: mean ± standard error, in % of AE's
+    mean for insertion and deletion."""
+    keys = ["insertion", "deletion"] + (["energy", "distractor"] if localised else [])
+    head = ["variant"] + [f"Δ {k}" + (" (% of AE)" if k in ("insertion", "deletion") else "")
+                          for k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for v in VARIANTS:
+        if v.name == "logit" or not all(v.name in s for s in samples):
+            continue
+        cells = [f"`{v.name}`"]
+        for k in keys:
+            d = np.array([s[v.name][k] - s["logit"][k] for s in samples], np.float64)
+            d = d[np.isfinite(d)]
+            mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+            if k in ("insertion", "deletion"):
+                base = float(np.mean([s["logit"][k] for s in samples]))
+                cells.append(f"{100 * mean / base:+.1f} ± {100 * se / base:.1f}")
+            else:
+                cells.append(f"{mean:+.4f} ± {se:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def definitions() -> str:
@@ -118,6 +201,8 @@ def photo_section(photos: list[dict[str, Any]]) -> tuple[str, dict[str, list[str
     agg = aggregate(samples)
     levels = list(photos[0]["levels"])
     body, verdict = table(agg, levels, localised=False)
+    body += "\n\n" + _errors(samples) + "\n\nPaired differences against AE on the same " \
+        "photos (mean ± standard error):\n\n" + paired(samples, False)
     pick = ("logit", "margin", "versus", "dual", "ae×cam-margin", "ae×cam-versus", "gradcam")
     lines = ["| photo | top-1 (p) | top-2 (p) | " + " | ".join(f"`{n}`" for n in pick) + " |",
              "|" + "---|" * (3 + len(pick))]
@@ -155,8 +240,11 @@ def write_report(cache: Path, out: Path, n: int, parts: int) -> str:
             parts_md.append(f"## {model}_scenes.onnx\n\nnot run yet (missing cached parts).\n")
             continue
         seconds += float(rec["seconds"])
-        agg = aggregate([s["metrics"] for s in rec["samples"]])
+        samples = [s["metrics"] for s in rec["samples"]]
+        agg = aggregate(samples)
         body, verdicts[model] = table(agg, list(rec["levels"]), localised=True)
+        body += "\n\n" + _errors(samples) + "\n\nPaired differences against AE on the " \
+            "same scenes (mean ± standard error):\n\n" + paired(samples, True)
         parts_md.append(
             f"## {model}_scenes.onnx\n\n{len(rec['samples'])} correctly classified scenes of "
             f"0..{n - 1} (seed 2); {rec['layers']} weighted layers, so the levels are the top "
@@ -186,7 +274,9 @@ def write_report(cache: Path, out: Path, n: int, parts: int) -> str:
         "with its top L weighted layers re-drawn (each initializer from N(0, std²) of its "
         "own values), same target; `top-2 ρ`: signed Spearman between the maps of the top-1 "
         "and top-2 classes (information). `AE runs`: AE propagations per map (`+C`: times "
-        "a Grad-CAM factor, no propagation).", "", *parts_md,
+        "a Grad-CAM factor, no propagation). `(k†)`: k samples where a map was constant "
+        "(e.g. empty after randomisation), so the Spearman is undefined and left out of the "
+        "mean.", "", *parts_md,
         "## Verdict", "",
         "Variants meeting every criterion on every model measured: "
         + (", ".join(f"`{m}`" for m in met) if met else "**none**") + ".", ""])

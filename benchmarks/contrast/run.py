@@ -25,20 +25,33 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "fixtures" / ".cache" / "contrast"
 
 
-def scenes_path(model: str, n: int, part: int, parts: int) -> Path:
-    """Cache file of one part of a scene run."""
-    return CACHE / f"scenes-{model}-n{n}-p{part}of{parts}.json"
+def scenes_path(model: str, n: int, part: int, parts: int, tag: str = "") -> Path:
+    """Cache file of one part of a scene run (``tag``: a sub-folder for a later run of a few
+    variants, merged into the main results by the report)."""
+    return CACHE / tag / f"scenes-{model}-n{n}-p{part}of{parts}.json"
+
+
+def _names(args: argparse.Namespace) -> tuple[str, ...]:
+    from benchmarks.contrast.study import NAMES
+
+    if not args.names:
+        return NAMES
+    names = tuple(args.names.split(","))
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        raise SystemExit(f"unknown variants: {', '.join(unknown)}")
+    return names
 
 
 def cmd_scenes(args: argparse.Namespace) -> None:
     from benchmarks.contrast.scenes import run_scenes
 
     for part in ([args.part] if args.part is not None else range(args.parts)):
-        out = scenes_path(args.model, args.n, part, args.parts)
+        out = scenes_path(args.model, args.n, part, args.parts, args.tag)
         if out.is_file() and not args.force:
             print(f"cached: {out.relative_to(ROOT)}")
             continue
-        run_scenes(args.model, args.n, out, part, args.parts)
+        run_scenes(args.model, args.n, out, part, args.parts, names=_names(args))
         print(f"wrote {out.relative_to(ROOT)}")
 
 
@@ -48,11 +61,11 @@ def cmd_photos(args: argparse.Namespace) -> None:
     for index, path in enumerate(photo_list()):
         if args.photo and path.stem != args.photo:
             continue
-        out = CACHE / f"photo-{path.stem}.json"
+        out = CACHE / args.tag / f"photo-{path.stem}.json"
         if out.is_file() and not args.force:
             print(f"cached: {out.relative_to(ROOT)}")
             continue
-        run_photo(path, index, out)
+        run_photo(path, index, out, names=_names(args))
         print(f"wrote {out.relative_to(ROOT)}")
 
 
@@ -71,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--n", type=int, default=240, help="scenes 0..n-1 of seed 2")
         p.add_argument("--parts", type=int, default=2, help="scene runs split in this many")
         p.add_argument("--force", action="store_true", help="recompute cached results")
+        p.add_argument("--names", default="", help="only these variants (comma-separated)")
+        p.add_argument("--tag", default="", help="cache sub-folder for a run of a few variants")
         if name == "scenes":
             p.add_argument("--model", choices=("vgg", "resnet"), required=True)
             p.add_argument("--part", type=int, default=None)

@@ -23,7 +23,12 @@ Round 3 was added after the pilot of round 2: products that keep only AE's posit
 and products with the Grad-CAM of the dual's split-level difference (on the VGG, whose head has
 two dense layers, Grad-CAM itself kept 0.67 after the last layer was re-drawn). Round 4, after
 the pilot of round 3 (only the duals passed the signed check; the products kept AE's sign
-pattern): the dual restricted to the Grad-CAM region, and sharper Grad-CAM factors.
+pattern): the dual restricted to the Grad-CAM region, and sharper Grad-CAM factors. Round 5,
+after the first photo: on EfficientNet-Lite0 the sum of the 999 other classes' weights is
+negative in all 1280 channels, so R(Σ_{n≠t} y_n) has no positive relevance at all (ρ = 0: `dual`
+is max(R(y_t), 0); `dual-max` divides by a negative max and is empty); round 5 scales by max |R|
+(what the issue's first probe may have meant by "unit max") and adds Gu et al.'s other dual,
+CLRP2 (the target's weights negated: J = -y_t, so R0 = -R0(y_t); one more propagation).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ def extra_objective(kind: str, y: Tensor, t: Tensor, k: Tensor) -> Tensor:
     others[rows, t] = False
     if kind == "mean":  # y_t - mean_{n≠t} y_n
         return y[rows, t] - (y * others).sum(1) / others.sum(1)
+    if kind == "neg-logit":  # -y_t: CLRP2's dual (the target's weights negated)
+        return -y[rows, t]
     if kind == "dual-softmax":  # Σ_{n≠t} q_n y_n, q held fixed
         q = torch.softmax(y.detach().masked_fill(~others, -torch.inf), dim=1)
         return (q * y).sum(1)
@@ -52,7 +59,8 @@ def extra_objective(kind: str, y: Tensor, t: Tensor, k: Tensor) -> Tensor:
 
 
 #: Objectives whose initial map is a source by itself: R0(J).
-OBJECTIVES = ("logit", "softmax", "margin", "versus", "mean", "dual", "dual-softmax")
+OBJECTIVES = ("logit", "softmax", "margin", "versus", "mean", "dual", "dual-softmax",
+              "neg-logit")
 #: ∂softmax(y)_t/∂y = p_t(1 - p_t) · ∂margin/∂y exactly, and R0 is scale-free (R0 /= |Σ R0|), so
 #: the softmax (SGLRP) map *is* the margin map whenever p_t(1 - p_t) > 0: the benchmark computes it
 #: once, from the margin source (tests/reference/test_contrast_torch.py checks the identity).
@@ -91,6 +99,13 @@ def clamp_diff(a: Tensor, b: Tensor, lam: float = 1.0, clamp: bool = True) -> Te
     return out.clamp(min=0) if clamp else out
 
 
+def abs_max_diff(a: Tensor, b: Tensor) -> Tensor:
+    """``max(0, a / max|a| - b / max|b|)`` (each map at unit max |R|)."""
+    dims = tuple(range(1, a.dim()))
+    return (sdiv(a, a.abs().amax(dim=dims, keepdim=True))
+            - sdiv(b, b.abs().amax(dim=dims, keepdim=True))).clamp(min=0)
+
+
 def unit_max_diff(a: Tensor, b: Tensor) -> Tensor:
     """``max(0, a / max a - b / max b)`` (the issue's first probe: each map at unit max)."""
     dims = tuple(range(1, a.dim()))
@@ -121,7 +136,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("versus", ("versus",), _one, "R(y_t - y_K)", "seed"),
     Variant("mean", ("mean",), _one, "R(y_t - mean_{n≠t} y_n)", "seed"),
     Variant("dual", ("logit", "dual"), clamp_diff,
-            "max(0, R(y_t) - ρ R(Σ_{n≠t} y_n))  (CLRP)", "map"),
+            "max(0, R(y_t) - ρ R(Σ_{n≠t} y_n))  (CLRP1)", "map"),
     Variant("dual-max", ("logit", "dual"), unit_max_diff,
             "max(0, R(y_t)/max - R(Σ_{n≠t} y_n)/max)", "map"),
     Variant("dual-signed", ("logit", "dual"), lambda a, b: clamp_diff(a, b, clamp=False),
@@ -173,6 +188,10 @@ VARIANTS: tuple[Variant, ...] = (
             "R(y_t) · C(margin)²", "pixel", 4),
     Variant("ae×cam½-margin", ("logit", "cam:margin"), lambda a, c: a * (c - 0.5).clamp(min=0),
             "R(y_t) · max(C(margin) - ½, 0)", "pixel", 4),
+    Variant("dual-absmax", ("logit", "dual"), abs_max_diff,
+            "max(0, R(y_t)/max|R(y_t)| - R(Σ_{n≠t} y_n)/max|R(Σ_{n≠t} y_n)|)", "map", 5),
+    Variant("dual-neg", ("logit", "neg-logit"), clamp_diff,
+            "max(0, R(y_t) - ρ R(-y_t))  (CLRP2: the target's weights negated)", "map", 5),
     Variant("gradcam", ("cam:logit",), _one, "C(y_t)  (Grad-CAM, not AE: reference row)",
             "reference"),
 )

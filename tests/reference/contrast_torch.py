@@ -13,16 +13,18 @@ the class compared with (default: the runner-up, ``argmax_{n≠t} y_n``)::
     softmax  J = softmax(y)_t                                (SGLRP, Iwana et al. 2019)
     margin   J = y_t - logsumexp_{n≠t} y_n
     versus   J = y_t - y_K                                   (why t and not K)
-    dual     J = Σ_{n≠t} y_n                                 (CLRP's dual class, Gu et al. 2018:
-                                                              the weights of all other classes)
+    dual     J = Σ_{n≠t} y_n                                 (the dual class of CLRP1, Gu et al.
+                                                              2018: all other classes' weights)
 
 The ``dual`` *variant* is CLRP with AE as the base explainer: two propagations, ``R_t`` from
 ``logit`` and ``R_d`` from the dual objective, then::
 
     R = max(0, R_t - ρ · R_d),   ρ = sdiv(Σ max(R_t, 0), Σ max(R_d, 0))   (per sample)
 
-i.e. the dual map rescaled to the same total positive relevance as the target's (AE maps sum
-to about 0 at r = 2, so their plain totals cannot be matched), subtracted, clamped at zero.
+i.e. the dual map rescaled to the same total positive relevance as the target's, subtracted,
+clamped at zero. (Gu et al. give the dual the target's score, so both LRP maps have the same
+total; AE maps sum to about 0 at r = 2, so the totals cannot be matched and the positive masses
+are. Where the dual map has no positive relevance, ρ = 0 and the result is max(R_t, 0).)
 
 The closed-form seeds on the logits (what the compiled explainer feeds to its vector-Jacobian
 products) are in :func:`seed`; tests check them against the autograd of the objectives.
