@@ -107,7 +107,7 @@ def table(agg: dict[str, dict[str, float]], levels: list[int], localised: bool
         cells += [_fmt(m["top2"]) + _nan(m, "top2")]
         cells += [f"{_fmt(m[f'{r}_signed'])} / {_fmt(m[f'{r}_abs'])}" + _nan(m, f"{r}_signed")
                   for r in rand]
-        mark = "" if failed[0].startswith("(") else "✗ "
+        mark = "" if failed and failed[0].startswith("(") else "✗ "
         cells.append("**met**" if not failed else mark + ", ".join(failed))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), verdict
