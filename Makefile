@@ -71,7 +71,7 @@ test: lint typecheck browser npm pytest
 bench: $(STAMP)
 	$(PY) benchmarks/bench_explainer.py
 
-# Lite0 explainer per image: Chromium WASM 1 thread / multi-thread, Node, Python -> WEB.md
+# Lite0 explainer per image: Chromium WASM 1 thread / multi-thread, Node, Python -> benchmarks/results/WEB.md
 bench-web: $(DEMO_STAMP) npm browser
 	$(PY) benchmarks/bench_web.py
 

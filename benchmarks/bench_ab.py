@@ -8,7 +8,7 @@ machine load hits all three alike) and reports medians, the current/reference ti
 how far the two explainers' relevance maps differ (max |ΔR| / max |R|: the change must not
 move the answer), with the current explainer's multiply-accumulates over the forward's
 (``benchmarks/flops.py``), the floor that the time ratio can approach. Prints a Markdown
-table and writes ``benchmarks/AB.md``::
+table and writes ``benchmarks/results/AB.md``::
 
     .venv/bin/python benchmarks/bench_ab.py --ref 976dc30 [--models vgg16,resnet50]
 """
@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import flops, models  # noqa: E402
 
-OUT = ROOT / "benchmarks" / "AB.md"
+OUT = ROOT / "benchmarks" / "results" / "AB.md"
 _COMPILE = ("import sys; sys.path.insert(0, sys.argv[1]); import aeq_onnx, onnx; "
             "onnx.save(aeq_onnx.compile_explainer(sys.argv[2]), sys.argv[3])")
 

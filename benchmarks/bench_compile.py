@@ -8,7 +8,7 @@ explainer's node count and file size, and the compile's peak memory: a fresh pro
 aeq_onnx, notes its RSS, compiles once and reports its peak RSS (``VmHWM``); the peak above
 that baseline should stay within the source model plus the explainer (the issue's "never more
 than one extra copy of the weights": the input model and the output model, nothing more).
-Prints a Markdown table and writes ``benchmarks/COMPILE.md``::
+Prints a Markdown table and writes ``benchmarks/results/COMPILE.md``::
 
     .venv/bin/python benchmarks/bench_compile.py [--repeats 3] [--only vgg16,resnet50]
 """
@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 import aeq_onnx  # noqa: E402
 
-OUT = ROOT / "benchmarks" / "COMPILE.md"
+OUT = ROOT / "benchmarks" / "results" / "COMPILE.md"
 LIMIT_S = 10.0
 
 

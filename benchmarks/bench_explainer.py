@@ -7,12 +7,12 @@ batch 1 and 8; on the same torch model at batch 1: AE by PyTorch autograd
 Captum LayerGradCam and IntegratedGradients; RISE through onnxruntime (ResNet-50); and the
 explainer under several onnxruntime session-option variants. Every measurement runs in a fresh
 subprocess (its ``ru_maxrss`` is its own peak). Prints a Markdown report and writes it to
-``benchmarks/RESULTS.md`` (``--output``) with the targets marked MET/MISSED.
+``benchmarks/results/RESULTS.md`` (``--output``) with the targets marked MET/MISSED.
 
 ``--device cuda`` runs the same table on the GPU (onnxruntime's CUDAExecutionProvider, torch on
 ``cuda``; memory is the GPU memory each worker process holds) with the explainer's CUDA calls
 (IO binding, on-device, fp16) in place of the CPU session options, into
-``benchmarks/RESULTS_CUDA.md``.
+``benchmarks/results/RESULTS_CUDA.md``.
 
     python benchmarks/bench_explainer.py                    # everything (10-20 min on 2 cores)
     python benchmarks/bench_explainer.py --device cuda      # the same on the GPU
@@ -41,8 +41,8 @@ if str(ROOT) not in sys.path:
 from benchmarks import report, workers  # noqa: E402
 from benchmarks.report import BatchRow, MethodRow, ModelResult, OptionRow  # noqa: E402
 
-RESULTS = {"cpu": ROOT / "benchmarks" / "RESULTS.md",
-           "cuda": ROOT / "benchmarks" / "RESULTS_CUDA.md"}
+RESULTS = {"cpu": ROOT / "benchmarks" / "results" / "RESULTS.md",
+           "cuda": ROOT / "benchmarks" / "results" / "RESULTS_CUDA.md"}
 MODELS = ("vgg16", "resnet50", "tiny")
 DEFAULT_MODELS = ["vgg16", "resnet50"]
 EXPORTER = "torchscript"
@@ -204,7 +204,7 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> ModelResu
 
 OPTION_TITLE = {"cpu": "onnxruntime session options (explainer, batch 1)",
                 "cuda": "Explainer calls on CUDA (batch 1)"}
-CUDA_SETUP = ("CUDA: onnxruntime CUDAExecutionProvider (`aeq_onnx.runtime.make_session(device="
+CUDA_SETUP = ("CUDA: onnxruntime CUDAExecutionProvider (`aeq_onnx.run.runtime.make_session(device="
               "'cuda')`: TF32 off, cuDNN's default exhaustive algorithm search, absorbed by the "
               "warm-up); "
               "the forward/explainer pair runs through IO binding with its inputs and outputs "
@@ -319,8 +319,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--torch-shared", action="store_true",
                    help="all torch methods of a model in one process (no per-method RSS)")
     p.add_argument("--output", type=Path, default=None,
-                   help="markdown file to write (default benchmarks/RESULTS.md, with --device "
-                   "cuda benchmarks/RESULTS_CUDA.md); rewritten after each model")
+                   help="markdown file to write (default benchmarks/results/RESULTS.md, with "
+                   "--device cuda benchmarks/results/RESULTS_CUDA.md); rewritten after each "
+                   "model")
     return finish(p, p.parse_args(argv))
 
 

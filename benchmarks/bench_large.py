@@ -9,7 +9,7 @@ each step in its own fresh process so that its peak RSS (``VmHWM``) is its own:
    large weights through ``add_external_initializers``) and one explained batch of 2, checked
    against numpy (logits) and for finite relevance.
 
-Prints a Markdown table and writes ``benchmarks/LARGE.md``::
+Prints a Markdown table and writes ``benchmarks/results/LARGE.md``::
 
     .venv/bin/python benchmarks/bench_large.py [--classes 70000] [--workdir /tmp/aeq-large]
 """
@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import report  # noqa: E402
 
-OUT = ROOT / "benchmarks" / "LARGE.md"
+OUT = ROOT / "benchmarks" / "results" / "LARGE.md"
 
 _BUILD = """
 import sys, numpy as np, onnx
@@ -59,7 +59,7 @@ def rss(key):
     for line in open("/proc/self/status"):
         if line.startswith(key): return int(line.split()[1]) / 1024
 import aeq_onnx
-from aeq_onnx.saving import save_explainer
+from aeq_onnx.run.saving import save_explainer
 base = rss("VmRSS"); t0 = time.perf_counter(); extra = {}
 if step == "compile":
     files = save_explainer(aeq_onnx.compile_explainer(src), dst)

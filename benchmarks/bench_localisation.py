@@ -6,7 +6,7 @@ Writes test scenes ``0..N-1`` of seed 2 (the models' test set, never trained on)
 object's mask), audits ``vgg_scenes.onnx`` and ``resnet_scenes.onnx`` with AE (r = 1, 1.5, 2),
 Gradient, Gradient x Input, Integrated Gradients, Grad-CAM, LRP-eps, LRP-z+ and RISE on pointing
 game, energy pointing game, outside-inside ratio, mIoU, insertion/deletion AUC and the
-cascading randomisation sanity check, and writes ``benchmarks/LOCALISATION.md``::
+cascading randomisation sanity check, and writes ``benchmarks/results/LOCALISATION.md``::
 
     .venv/bin/python benchmarks/bench_localisation.py [--n 300] [--sanity 12] [--out DIR]
 """
@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 from aeq_onnx.audit import GroundTruthSource, audit  # noqa: E402
 from aeq_onnx.audit.report import markdown_table  # noqa: E402
 from aeq_onnx.audit.scoring import CurveSettings  # noqa: E402
-from aeq_onnx.presets import get_preset  # noqa: E402
+from aeq_onnx.render.presets import get_preset  # noqa: E402
 from benchmarks.bench_compile import cpu  # noqa: E402
 from fixtures.scenes.generator import write_dataset  # noqa: E402
 
@@ -38,7 +38,7 @@ MODELS = {"vgg": SCENES / "vgg_scenes.onnx", "resnet": SCENES / "resnet_scenes.o
 METHODS = ("ae:1,ae:1.5,ae,gradient,gradient-x-input,integrated-gradients,gradcam,lrp-epsilon,"
            "lrp-zplus,rise")
 SEED = 2
-DOC = ROOT / "benchmarks" / "LOCALISATION.md"
+DOC = ROOT / "benchmarks" / "results" / "LOCALISATION.md"
 
 
 def write_manifest(data: Path, n: int) -> Path:
@@ -70,7 +70,7 @@ def run_model(name: str, manifest: Path, out: Path, args: argparse.Namespace) ->
 
 
 def document(tables: dict[str, str], args: argparse.Namespace, seconds: float) -> str:
-    """``benchmarks/LOCALISATION.md``."""
+    """``benchmarks/results/LOCALISATION.md``."""
     command = " ".join([".venv/bin/python benchmarks/bench_localisation.py", *args.argv])
     parts = ["# Localisation benchmark: synthetic scenes with exact masks", "",
              f"`{command}` on {datetime.date.today()}, {cpu()} "

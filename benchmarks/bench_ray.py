@@ -9,7 +9,7 @@ Each Ray configuration starts its own local cluster (``num_cpus`` = workers) and
 fresh output folder. Reported per run: wall time of the Ray pipeline (actor start-up included,
 cluster start-up excluded), images/s over it, and images per *busy* actor-second (time spent in
 ``Worker.process``, the steady-state rate of one worker). Prints a Markdown table and writes
-``benchmarks/RAY.md``::
+``benchmarks/results/RAY.md``::
 
     .venv/bin/python benchmarks/bench_ray.py [--images 48]
 """
@@ -106,7 +106,7 @@ def main() -> None:
     text = table(results)
     print(text)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    (ROOT / "benchmarks" / "RAY.md").write_text(
+    (ROOT / "benchmarks" / "results" / "RAY.md").write_text(
         "# aeq audit on Ray: images/s\n\n"
         f"- machine: {machine()}, shared with other jobs while measured\n"
         f"- date: {date}; ray {ray.__version__}\n"

@@ -4,12 +4,12 @@ explainer, same photo, same machine.
 
 The explainer is ``make demo``'s (real ImageNet weights, ``imagenet`` preset stored); the photo
 ``fixtures/images/chelsea.jpg``, explained for its top-1 class. Each runtime preprocesses the
-photo itself (the page and Node with aeq-core.js, Python with aeq_onnx.presets) and times only
-the explainer run: ``session.run`` in the page and Node, ``Explainer.explain`` in Python; one
+photo itself (the page and Node with aeq-core.js, Python with aeq_onnx.render.presets) and times
+only the explainer run: ``session.run`` in the page and Node, ``Explainer.explain`` in Python; one
 warm-up run, then ``--runs`` timed runs, in ``--rounds`` interleaved rounds (every runtime once
 per round); medians over all timed runs. Beside the times: each runtime's relevance against
 Python's (max and 99.9th percentile of |ΔR| / max |R|), its top-5 and its input tensor.
-Prints a Markdown report and writes it to ``benchmarks/WEB.md`` (``--output``).
+Prints a Markdown report and writes it to ``benchmarks/results/WEB.md`` (``--output``).
 
     python benchmarks/bench_web.py                 # ~3 min on 2 cores
     python benchmarks/bench_web.py --runs 3 --rounds 1 --output /tmp/web.md
@@ -81,8 +81,8 @@ def explainer_path(workdir: Path) -> Path:
 def python_runs(path: Path, threads: int | None, runs: int, rt: Runtime) -> None:
     """Explainer.explain on the CPU: one warm-up, then ``runs`` timed runs."""
     import aeq_onnx
-    from aeq_onnx.imaging import load_image
-    from aeq_onnx.presets import get_preset, input_spec, preprocess
+    from aeq_onnx.render.imaging import load_image
+    from aeq_onnx.render.presets import get_preset, input_spec, preprocess
 
     ex = aeq_onnx.Explainer(path, device="cpu", threads=threads)
     preset = get_preset(ex.metadata["preset"])
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per round (default 5)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "WEB.md")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "WEB.md")
     args = parser.parse_args(argv)
     from tests.web.page_driver import CHROMIUM
 

@@ -53,10 +53,10 @@ def bound_runner(sess: Any, inputs: dict[str, Any]) -> Callable[[], Any]:
 
 def graph_pair(model: str, explainer: str, batch: int, size: int, threads: int, warmup: int,
                repeats: int) -> dict[str, float]:
-    """Forward and explainer latency as CUDA graph replays (``aeq_onnx.cuda_graph``; host
+    """Forward and explainer latency as CUDA graph replays (``aeq_onnx.run.cuda_graph``; host
     copies of inputs and outputs included), same blocks as the plain pair."""
-    from aeq_onnx.cuda_graph import GraphRunner
-    from aeq_onnx.runtime import make_session
+    from aeq_onnx.run.cuda_graph import GraphRunner
+    from aeq_onnx.run.runtime import make_session
 
     runs = [(GraphRunner(make_session(path, "cuda", threads, cuda_graph=True)),
              workers.feeds(batch, size, path == explainer)) for path in (model, explainer)]
@@ -76,7 +76,7 @@ def cuda_call(explainer: str, variant: str, size: int, threads: int) -> Callable
     """One :data:`CUDA_VARIANTS` call of the explainer at batch 1."""
     import onnxruntime as ort
 
-    from aeq_onnx.runtime import Explainer
+    from aeq_onnx.run.runtime import Explainer
 
     exp = Explainer(explainer, device="cuda", threads=threads, **CALL_OPTIONS.get(variant, {}))
     x = workers.bench_input(1, size)

@@ -3,8 +3,8 @@
 Every correct emission keeps the rule's convolution products (per Conv below the split:
 ``conv(x⁺,|W|)``, ``conv(a,|W|)``, ``conv(ā,|W|)`` and three transposed products, spec 4.1-4.3;
 the only shortcut, ``conv(ā,|W|) = conv(1,|W|) − conv(a,|W|)``, cancels, see
-``aeq_onnx/rules/equilibrium.py``). So the explainer's own convolution and matrix kernels,
-timed by onnxruntime's profiler, bound its time from below: what is left when every
+``aeq_onnx/rules/shared/equilibrium.py``). So the explainer's own convolution and matrix
+kernels, timed by onnxruntime's profiler, bound its time from below: what is left when every
 elementwise op, reduction, pool and layout reorder costs nothing.
 
 For each model, thread count and batch, ``--rounds`` rounds each profile the forward session
@@ -15,7 +15,7 @@ explainer's Conv / ConvTranspose / Gemm / MatMul kernels, NCHWc and fused forms 
 explainer/forward ratio with onnxruntime's kernels on this machine; the MAC ratio
 (``benchmarks/flops.py``) is beside it. The profiler adds a few µs per node, so ``rest`` is an
 upper estimate; the convolutions are long enough to be timed fairly. Prints and writes
-``benchmarks/FLOOR.md``::
+``benchmarks/results/FLOOR.md``::
 
     python benchmarks/floor.py [--models resnet50,vgg16] [--threads 1,2] [--batches 1,8]
 """
@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aeq_onnx.compiler import compile_explainer  # noqa: E402
+from aeq_onnx.compile.compiler import compile_explainer  # noqa: E402
 from benchmarks import flops, liveness, models, report, workers  # noqa: E402
 
-OUTPUT = ROOT / "benchmarks" / "FLOOR.md"
+OUTPUT = ROOT / "benchmarks" / "results" / "FLOOR.md"
 #: Kernels that do the rule's multiply-accumulates (op_name in onnxruntime's profile).
 PRODUCTS = frozenset({"Conv", "ConvTranspose", "FusedConv", "Gemm", "FusedGemm", "MatMul",
                       "FusedMatMul"})

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aeq_onnx import protos  # noqa: E402
+from aeq_onnx.load import protos  # noqa: E402
 
 
 def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:

@@ -1,13 +1,14 @@
-"""fp16 vs fp32 explainers: relevance error, agreement and CPU latency (``aeq_onnx.precision``).
+"""fp16 vs fp32 explainers: relevance error, agreement and CPU latency
+(``aeq_onnx.compile.precision``).
 
 For the committed scene CNNs (64 px, all five methods, real seeded scenes) and for torchvision
 VGG-16 / ResNet-50 (224 px, seeded random weights and inputs, AE only): compile the explainer,
-convert it with :func:`aeq_onnx.precision.to_float16`, run both on onnxruntime's CPU provider
-and compare, per input, ``max|R16 - R32| / max|R32|``, the Pearson correlation of the maps, the
-explained class, the logits; plus batch-1 latency of both models.
+convert it with :func:`aeq_onnx.compile.precision.to_float16`, run both on onnxruntime's CPU
+provider and compare, per input, ``max|R16 - R32| / max|R32|``, the Pearson correlation of the
+maps, the explained class, the logits; plus batch-1 latency of both models.
 
 ``--device cuda`` runs both on onnxruntime's CUDAExecutionProvider instead (the measurement the
-CPU figures estimate) and writes ``benchmarks/FP16_CUDA.md``.
+CPU figures estimate) and writes ``benchmarks/results/FP16_CUDA.md``.
 
 Caveat (printed into the CPU report): onnxruntime's CPU provider runs fp16 graphs with fp16 kernels
 for some ops and float32 kernels between inserted Casts for the others, so every intermediate
@@ -39,13 +40,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aeq_onnx.compiler import compile_explainer  # noqa: E402
-from aeq_onnx.precision import to_float16  # noqa: E402
-from aeq_onnx.runtime import Device, make_session  # noqa: E402
+from aeq_onnx.compile.compiler import compile_explainer  # noqa: E402
+from aeq_onnx.compile.precision import to_float16  # noqa: E402
+from aeq_onnx.run.runtime import Device, make_session  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.models import export  # noqa: E402
 
-OUTPUT = {"cpu": ROOT / "benchmarks" / "FP16.md", "cuda": ROOT / "benchmarks" / "FP16_CUDA.md"}
+OUTPUT = {"cpu": ROOT / "benchmarks" / "results" / "FP16.md",
+          "cuda": ROOT / "benchmarks" / "results" / "FP16_CUDA.md"}
 SCENE_METHODS = ("ae", "lrp-epsilon", "integrated-gradients", "gradcam", "gradient")
 LARGE = ("vgg16", "resnet50")
 HEAVY_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -225,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inputs", type=int, default=8, help="scene inputs (large: half)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--output", type=Path, default=None,
-                        help="default benchmarks/FP16.md (cuda: benchmarks/FP16_CUDA.md)")
+                        help="default benchmarks/results/FP16.md "
+                        "(cuda: benchmarks/results/FP16_CUDA.md)")
     args = parser.parse_args(argv)
     args.output = args.output or OUTPUT[args.device]
     start = time.monotonic()

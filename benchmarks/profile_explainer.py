@@ -6,7 +6,7 @@ onnxruntime's profiling on, and sum the node events of the timed runs by op type
 execution provider (on CUDA, nodes onnxruntime left on the CPU show up as
 ``CPUExecutionProvider`` rows, with the copies between devices as ``MemcpyToHost`` /
 ``MemcpyFromHost``). Writes a Markdown table to ``--output`` (default
-``benchmarks/PROFILE.md``, ``PROFILE_CUDA.md`` with ``--device cuda``). On the CPU it also
+``benchmarks/results/PROFILE.md``, ``PROFILE_CUDA.md`` with ``--device cuda``). On the CPU it also
 reports the peak of the live intermediate tensors in onnxruntime's execution order
 (``benchmarks/liveness.py``) for the explainer and for the model's own forward pass.
 
@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aeq_onnx.compiler import compile_explainer  # noqa: E402
-from aeq_onnx.runtime import Device, providers_for  # noqa: E402
+from aeq_onnx.compile.compiler import compile_explainer  # noqa: E402
+from aeq_onnx.run.runtime import Device, providers_for  # noqa: E402
 from benchmarks import liveness, models, report, workers  # noqa: E402
 
-OUTPUT = {"cpu": ROOT / "benchmarks" / "PROFILE.md",
-          "cuda": ROOT / "benchmarks" / "PROFILE_CUDA.md"}
+OUTPUT = {"cpu": ROOT / "benchmarks" / "results" / "PROFILE.md",
+          "cuda": ROOT / "benchmarks" / "results" / "PROFILE_CUDA.md"}
 TOP = 12  # op types listed per model
 CUDA_CAVEAT = (" On CUDA a node's time is what the host spent on it (kernel launches, and the "
                "copies and synchronisations it waits for), not the GPU's kernel time: the node "

@@ -1,6 +1,6 @@
 """RISE (Petsiuk et al., BMVC 2018) through onnxruntime on the plain classifier.
 
-Uses ``aeq_onnx.rise.rise_saliency`` when that module exists; otherwise a minimal masked-batch
+Uses ``aeq_onnx.audit.rise.rise_saliency`` when that module exists; otherwise a minimal masked-batch
 loop with the same signature (random ``cell``×``cell`` binary grids with keep probability
 ``p``, bilinearly upsampled to ``(cell+1)·⌈H/cell⌉`` and randomly shifted, as in the paper).
 Its cost is ``n_masks / batch_size`` forward runs of a ``batch_size`` batch per image.
@@ -19,14 +19,15 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 def implementation() -> str:
     """Which RISE this benchmark runs: the package's own or the local loop."""
-    return "aeq_onnx.rise" if importlib.util.find_spec("aeq_onnx.rise") else "benchmark loop"
+    found = importlib.util.find_spec("aeq_onnx.audit.rise")
+    return "aeq_onnx.audit.rise" if found else "benchmark loop"
 
 
 def rise(predict: Predict, images: np.ndarray, targets: np.ndarray, n_masks: int,
          batch_size: int = 64) -> np.ndarray:
     """``(N, H, W)`` saliency with the package's RISE when present, else :func:`rise_loop`."""
-    if implementation() == "aeq_onnx.rise":
-        from aeq_onnx.rise import rise_saliency
+    if implementation() == "aeq_onnx.audit.rise":
+        from aeq_onnx.audit.rise import rise_saliency
 
         return np.asarray(rise_saliency(predict, images, targets, n_masks=n_masks,
                                         batch_size=batch_size, seed=0))

@@ -3,7 +3,7 @@ ARGS...``) and prints one JSON line last, so its ``ru_maxrss`` is its own peak.
 
 The device comes from the environment variable ``AEQ_BENCH_DEVICE`` (``cpu`` or ``cuda``),
 which the driver sets from ``--device`` for every worker. On CUDA the sessions are
-``aeq_onnx.runtime.make_session(device="cuda")``, the forward/explainer pair runs through IO
+``aeq_onnx.run.runtime.make_session(device="cuda")``, the forward/explainer pair runs through IO
 binding with its inputs and outputs on the GPU, torch runs on ``cuda`` with a synchronize after
 each call, and the memory figure is the GPU memory the worker process holds (NVML)."""
 
@@ -22,11 +22,11 @@ SEED = 0
 DEVICE_ENV = "AEQ_BENCH_DEVICE"
 DEVICES = ("cpu", "cuda")
 # Session-option variants compared on the explainer (batch 1). "runtime" is
-# aeq_onnx.runtime.make_session(path, "cpu", threads); "tuned" spells the same settings out
+# aeq_onnx.run.runtime.make_session(path, "cpu", threads); "tuned" spells the same settings out
 # explicitly (so the two rows also show the run-to-run noise).
 VARIANTS: dict[str, str] = {
     "ort-default": "SessionOptions() untouched (ORT picks threads; ENABLE_ALL)",
-    "runtime": "aeq_onnx.runtime.make_session(threads=2)",
+    "runtime": "aeq_onnx.run.runtime.make_session(threads=2)",
     "tuned": "intra 2, inter 1, ENABLE_ALL, sequential, mem pattern off, arena on",
     "tuned-mempattern": "tuned, enable_mem_pattern on (onnxruntime's default)",
     "tuned-no-arena": "tuned, enable_cpu_mem_arena off",
@@ -121,7 +121,7 @@ def session(model: str, threads: int, variant: str = "tuned") -> Any:
     import onnxruntime as ort
 
     if device() == "cuda" or variant == "runtime":
-        from aeq_onnx.runtime import make_session
+        from aeq_onnx.run.runtime import make_session
 
         return make_session(model, device(), threads)
     return ort.InferenceSession(model, ort_options(variant, threads),

@@ -1,9 +1,11 @@
 """Test-suite root. Its presence puts ``tests/`` on ``sys.path`` (pytest's default import mode),
-so test files in sub-folders can ``import helpers`` and ``from reference import ae_torch``.
+so test files in sub-folders can ``import helpers`` (``tests.reference`` is imported by its full
+name: its op registry must exist once).
 
-It also collects what README.md states from the test run: the reliability figures
-(``tests/reliability.py``) and the architecture coverage table (``tests/coverage_record.py``);
-after a run that included the tests behind a table, that table is rewritten."""
+It also collects what the docs state from the test run: the reliability figures
+(``tests/reliability.py``, ``docs/reliability.md``) and the architecture coverage table
+(``tests/coverage_record.py``, ``docs/coverage-tests.md``); after a run that included the tests
+behind a table, that table is rewritten."""
 
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the tables and refresh README.md with those this run completed."""
+    """Print the tables and refresh the docs with those this run completed."""
     for name, table in (("reliability", reliability), ("coverage", coverage_record)):
         if table.complete():
-            changed = table.update_readme()
+            changed = table.update_doc()
+            where = table.DOC.relative_to(table.DOC.parents[1])
             terminalreporter.write_line(
-                f"{name} table (README.md {'updated' if changed else 'unchanged'}):")
+                f"{name} table ({where} {'updated' if changed else 'unchanged'}):")
             terminalreporter.write_line(table.render())

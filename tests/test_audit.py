@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from aeq_onnx.audit import GroundTruthSource, audit
+from aeq_onnx.audit.metrics import energy_pointing_game, pointing_game
 from aeq_onnx.audit.runners import ExplainerRunner
 from aeq_onnx.audit.scoring import CurveSettings
 from aeq_onnx.cli import main
-from aeq_onnx.metrics import energy_pointing_game, pointing_game
 from tests.helpers_models import audit_dataset
 
 SIZE = 8
@@ -163,7 +163,7 @@ def images_in(page: str) -> dict[str, np.ndarray]:
 def test_html_examples_show_the_photo_and_each_methods_overlay_beside_its_heatmap(
         data: dict[str, Path]) -> None:
     from aeq_onnx.audit.report import scaled
-    from aeq_onnx.imaging import colorize
+    from aeq_onnx.render.imaging import colorize
 
     result = run(data, methods="ae,gradcam")
     images = images_in(result.report["html"].read_text())

@@ -100,21 +100,48 @@ def test_console_script_help_and_debug(files: dict[str, Path]) -> None:
     assert done.returncode == 1 and "Traceback" in done.stderr
 
 
+def _command(name: str, files: dict[str, Path], tmp_path: Path) -> list[object]:
+    """One run of a command that loads a model (the audit on a tiny dataset)."""
+    from tests.helpers_models import audit_dataset
+
+    if name == "audit":
+        (tmp_path / "audit").mkdir()
+        data = audit_dataset(tmp_path / "audit", images=2)
+        return ["audit", data["model"], "--images", data["img"], "--methods", "gradient",
+                "--out", tmp_path / "audit-out", "--steps", "2", "--size", "8"]
+    return {
+        "build": ["build", files["model.onnx"], "-o", tmp_path / "e.onnx"],
+        "explain": ["explain", files["model.onnx"], files["batch.npy"], "-o", tmp_path / "r"],
+        "inspect": ["inspect", files["model.onnx"]],
+        "web": ["web", files["model.onnx"], "-o", tmp_path / "site"],
+    }[name]
+
+
+@pytest.mark.parametrize("command", ["build", "explain", "inspect", "audit", "web"])
 @pytest.mark.parametrize("flags,isolated", [([], True), (["--no-isolate"], False)],
                          ids=["default-isolated", "no-isolate"])
 def test_cli_checks_models_in_a_child_by_default(
         files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str], flags: list[str], isolated: bool) -> None:
-    """Untrusted by default: ``aeq`` runs the checker isolated unless ``--no-isolate``."""
-    from aeq_onnx import safety
+        capsys: pytest.CaptureFixture[str], flags: list[str], isolated: bool,
+        command: str) -> None:
+    """Untrusted by default: every command passes ``isolate=True`` down to every model load
+    (the checker runs in a child) unless ``--no-isolate``; nothing goes through the
+    environment."""
+    from aeq_onnx.load import loading, safety
 
+    if command == "web":
+        pytest.importorskip("aeq_onnx.web").find_ort_web()  # the site needs onnxruntime-web
     calls: list[str] = []
-    real = safety.check_isolated
+    loads: list[bool] = []
+    real, real_check = safety.check_isolated, loading._check
     monkeypatch.delenv("AEQ_ISOLATE", raising=False)
     monkeypatch.setattr(safety, "check_isolated",
                         lambda skeleton, label: calls.append(label) or real(skeleton, label))
-    code, _, err = run([*flags, "build", files["model.onnx"], "-o", tmp_path / "e.onnx"], capsys)
+    monkeypatch.setattr(loading, "_check", lambda model, label, isolate: loads.append(
+        isolate) or real_check(model, label, isolate))
+    code, _, err = run([*flags, *_command(command, files, tmp_path)], capsys)
     assert code == 0, err
+    assert loads and set(loads) == {isolated}, loads
     assert bool(calls) == isolated
     assert "AEQ_ISOLATE" not in __import__("os").environ
 

@@ -24,10 +24,10 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 import aeq_onnx
-from aeq_onnx import imaging
 from aeq_onnx.audit import GroundTruthSource, audit
 from aeq_onnx.cli import COMMANDS, main
 from aeq_onnx.errors import InputError
+from aeq_onnx.render import imaging
 from tests.helpers_models import small_cnn
 
 

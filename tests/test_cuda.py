@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 
 from aeq_onnx.errors import InputError
-from aeq_onnx.runtime import CUDA, Explainer, cuda_usable
+from aeq_onnx.run.runtime import CUDA, Explainer, cuda_usable
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"vgg-scenes": ROOT / "fixtures/scenes/vgg_scenes.onnx",
@@ -74,7 +74,7 @@ def test_cuda_io_binding(name: str) -> None:
 @pytest.mark.parametrize("name", list(MODELS))
 def test_cuda_fp16_explainer(name: str) -> None:
     """The fp16 AE explainer on CUDA: finite, same classes, maps close to fp32 on CPU (the
-    CPU estimate in benchmarks/FP16.md: worst 3.5e-2 of max, Pearson >= 0.9999)."""
+    CPU estimate in benchmarks/results/FP16.md: worst 3.5e-2 of max, Pearson >= 0.9999)."""
     cpu = Explainer(MODELS[name], device="cpu")
     half = Explainer(cpu.model, device="cuda", precision="fp16")
     assert half.provider == CUDA and half.metadata["precision"] == "fp16"

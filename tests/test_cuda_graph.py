@@ -1,6 +1,6 @@
 """The CUDA-graph runner's bookkeeping, checked on the CPU (the GPU runs are in test_cuda.py).
 
-:class:`aeq_onnx.cuda_graph.GraphRunner` keeps fixed input/output buffers per batch size and
+:class:`aeq_onnx.run.cuda_graph.GraphRunner` keeps fixed input/output buffers per batch size and
 copies each call's batch into them; on a CPU session (no capture) the same buffers must give
 exactly ``session.run``'s outputs, whatever the order of batch sizes.
 """
@@ -15,9 +15,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from aeq_onnx.cuda_graph import GraphRunner
 from aeq_onnx.errors import DeviceError, InputError
-from aeq_onnx.runtime import Explainer, cuda_usable, make_session
+from aeq_onnx.run.cuda_graph import GraphRunner
+from aeq_onnx.run.runtime import Explainer, cuda_usable, make_session
 
 SCENES = Path(__file__).resolve().parent.parent / "fixtures/scenes/resnet_scenes.onnx"
 

@@ -1,8 +1,8 @@
-"""fp16 explainers (aeq_onnx.precision.to_float16): conversion details on tiny inline models, and
-fp16 vs fp32 on the committed scene CNNs for five methods (onnxruntime CPU).
+"""fp16 explainers (aeq_onnx.compile.precision.to_float16): conversion details on tiny inline
+models, and fp16 vs fp32 on the committed scene CNNs for five methods (onnxruntime CPU).
 
 The CPU provider rounds every intermediate tensor to fp16 but runs many ops in fp32 between
-inserted Casts: the bounds below hold on CPU; CUDA's errors may differ (benchmarks/FP16.md).
+inserted Casts: the bounds below hold on CPU; CUDA's errors may differ (benchmarks/results/FP16.md).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from aeq_onnx.compiler import compile_explainer
-from aeq_onnx.precision import (
+from aeq_onnx.compile.compiler import compile_explainer
+from aeq_onnx.compile.precision import (
     FP16_MAX,
     FP16_TINY,
     PRECISION_KEY,
@@ -34,8 +34,8 @@ METHODS = ("ae", "lrp-epsilon", "integrated-gradients", "gradcam", "gradient")
 # Relevance bounds, max|R16 - R32| / max|R32| per input, set from the worst value measured on
 # these 6 scenes (seed 3, one batch; VGG / ResNet): AE 0.057 / 0.016, LRP-ε 0.078 / 0.0064,
 # integrated gradients 0.10 / 0.074, Grad-CAM 0.0009 / 0.0012, gradient 0.12 / 0.038, times
-# ~2. The max-abs error is heavy-tailed (one pixel): benchmarks/FP16.md (8 other scenes, one at
-# a time) saw up to 0.23 (gradient, ResNet) while every Pearson correlation stayed >= 0.996.
+# ~2. The max-abs error is heavy-tailed (one pixel): benchmarks/results/FP16.md (8 other scenes,
+# one at a time) saw up to 0.23 (gradient, ResNet) while every Pearson correlation stayed >= 0.996.
 REL_BOUND = {"ae": 0.12, "lrp-epsilon": 0.15, "integrated-gradients": 0.2, "gradcam": 0.01,
              "gradient": 0.25}
 PEARSON_MIN = 0.995  # measured >= 0.9990 on these scenes

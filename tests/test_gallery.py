@@ -12,7 +12,7 @@ import onnx
 from PIL import Image
 
 import aeq_onnx
-from aeq_onnx.gallery import write_gallery
+from aeq_onnx.render.gallery import write_gallery
 from tests.helpers_models import small_cnn
 
 

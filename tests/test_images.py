@@ -16,7 +16,7 @@ from PIL import Image
 import aeq_onnx
 from aeq_onnx.cli import main
 from aeq_onnx.errors import InputError
-from aeq_onnx.imaging import (
+from aeq_onnx.render.imaging import (
     COLORMAP,
     channel_sum,
     class_by_name,
@@ -27,7 +27,7 @@ from aeq_onnx.imaging import (
     panel,
     save_png,
 )
-from aeq_onnx.presets import (
+from aeq_onnx.render.presets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     get_preset,
@@ -339,8 +339,8 @@ def test_core_imports_without_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['torch'] = None; import aeq_onnx, aeq_onnx.imaging, "
-            "aeq_onnx.gallery, aeq_onnx.presets, aeq_onnx.cli; print('ok')")
+    code = ("import sys; sys.modules['torch'] = None; import aeq_onnx, aeq_onnx.render.imaging, "
+            "aeq_onnx.render.gallery, aeq_onnx.render.presets, aeq_onnx.cli; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
     assert done.stdout.strip() == "ok", done.stderr

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from aeq_onnx.errors import InputError
-from aeq_onnx.runtime import OUTPUTS, Explainer
+from aeq_onnx.run.runtime import OUTPUTS, Explainer
 
 MODEL = Path(__file__).resolve().parent.parent / "fixtures/scenes/resnet_scenes.onnx"
 FIELDS = ("logits", "target", "relevance", "initial_relevance")

@@ -13,7 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from aeq_onnx.errors import ModelLoadError
-from aeq_onnx.loading import LoadedModel, load_model
+from aeq_onnx.load.loading import LoadedModel, load_model
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "vgg_mini.onnx"
 
@@ -117,6 +117,21 @@ def test_broken_sources_raise_model_load_error(tmp_path: Path, make, message: st
     with pytest.raises(ModelLoadError, match=message) as info:
         load_model(make(tmp_path))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("make", "message"), ERRORS.values(), ids=ERRORS.keys())
+def test_isolated_loading_gives_the_same_errors(tmp_path: Path, make, message: str) -> None:
+    """With the checker in the limited child process (``isolate=True``), the same errors."""
+    with pytest.raises(ModelLoadError, match=message) as info:
+        load_model(make(tmp_path), isolate=True)
+    assert "\n" not in str(info.value)
+
+
+def test_isolated_and_in_process_loads_agree() -> None:
+    """A valid model loads alike with and without isolation (same proto, same hash)."""
+    isolated, plain = load_model(GOLDEN, isolate=True), load_model(GOLDEN, isolate=False)
+    assert isolated.sha256 == plain.sha256
+    assert isolated.model.SerializeToString() == plain.model.SerializeToString()
 
 
 def test_truncated_bytes_are_reported_too() -> None:

@@ -369,7 +369,7 @@ def test_negative_bn_scale_after_input_conv_is_explained_folded() -> None:
     Folding BN into that conv turns W into W·γ/σ, which for γ < 0 swaps W+ and W− in the
     bounded rule, so folding is not neutral there (spec 4.1's fold-invariance covers |W|).
     PyTorch's exporters always fold BN, so aeq_onnx folds every Conv→BN before compiling and
-    documents it (README, "Choices"): a model with the BN explains exactly like the same model
+    documents it (docs/choices.md): a model with the BN explains exactly like the same model
     folded by hand, and that equals the reference run on the folded model."""
     sign = np.array([1, -1, 1, -1, 1, -1], np.float32)
     model = conv_bn_model(seed=9, scale_sign=sign)

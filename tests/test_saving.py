@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 import aeq_onnx
-from aeq_onnx import saving
 from aeq_onnx.errors import InputError
-from aeq_onnx.loading import load_model
+from aeq_onnx.load.loading import load_model
+from aeq_onnx.run import saving
 from tests.helpers import explain, random_input
 from tests.helpers_models import small_cnn
 
@@ -94,7 +94,7 @@ def test_saving_with_external_data_leaves_the_model_whole(tmp_path: Path,
 def test_serialized_size_counts_every_part() -> None:
     """protos.serialized_size (summed per part: ByteSize fails past 2 GiB) is the real size
     up to a few bytes of field headers per initializer."""
-    from aeq_onnx import protos
+    from aeq_onnx.load import protos
 
     model = aeq_onnx.compile_explainer(small_cnn())
     exact, summed = model.ByteSize(), protos.serialized_size(model)
@@ -104,7 +104,7 @@ def test_serialized_size_counts_every_part() -> None:
 def test_session_of_a_model_past_the_inline_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past runtime.INLINE_LIMIT the session gets its big weights as OrtValues (the proto
     cannot be serialised whole): same answers, and onnxruntime owns its copy afterwards."""
-    from aeq_onnx import runtime
+    from aeq_onnx.run import runtime
 
     scene = Path(__file__).resolve().parent.parent / "fixtures/scenes/vgg_scenes.onnx"
     model = aeq_onnx.compile_explainer(scene)
@@ -128,7 +128,7 @@ def test_explainer_file_opens_from_disk(tmp_path: Path, monkeypatch: pytest.Monk
     """Explainer(saved explainer path) hands onnxruntime the file (no serialised copy of the
     weights) and explains exactly as the in-memory explainer does; a classifier path compiles
     and hands over the compiled proto."""
-    from aeq_onnx import runtime
+    from aeq_onnx.run import runtime
 
     scene = Path(__file__).resolve().parent.parent / "fixtures/scenes/vgg_scenes.onnx"
     explainer = aeq_onnx.compile_explainer(scene)

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from aeq_onnx import compile_explainer
-from aeq_onnx.emit import Emitter, zero_after
+from aeq_onnx.ir.emit import Emitter, zero_after
 from benchmarks import liveness
 from tests.helpers import IR_VERSION, Net
 

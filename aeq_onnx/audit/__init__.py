@@ -9,53 +9,33 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aeq_onnx.audit import ray_engine
 from aeq_onnx.audit.cases import Case, cases_for, plain_cases, unique_keys
-from aeq_onnx.audit.engine import AuditConfig, AuditRun, Progress, run_audit
+from aeq_onnx.audit.config import (
+    AuditConfig,
+    AuditRun,
+    GroundTruthSource,
+    Progress,
+    RayOptions,
+)
+from aeq_onnx.audit.datasets.mapping import load_mapping
+from aeq_onnx.audit.datasets.records import LoadResult
+from aeq_onnx.audit.engine import run_audit
 from aeq_onnx.audit.methods import DEFAULT_METHODS, parse_methods
 from aeq_onnx.audit.report import write
 from aeq_onnx.audit.scoring import CurveSettings
-from aeq_onnx.datasets.mapping import load_mapping
-from aeq_onnx.datasets.records import LoadResult
 from aeq_onnx.errors import InputError
-from aeq_onnx.loading import load_model
-from aeq_onnx.photos import collect_images, nothing_usable
-from aeq_onnx.presets import MAX_PIXELS, Preset, check_max_pixels, get_preset, input_spec
-from aeq_onnx.runtime import Device, is_explainer
-from aeq_onnx.saving import check_output, make_folder
+from aeq_onnx.load.loading import load_model
+from aeq_onnx.render.photos import collect_images, nothing_usable
+from aeq_onnx.render.presets import MAX_PIXELS, Preset, check_max_pixels, get_preset, input_spec
+from aeq_onnx.run.runtime import Device, is_explainer
+from aeq_onnx.run.saving import check_output, make_folder
 
 __all__ = ["AuditResult", "GroundTruthSource", "RayOptions", "audit", "gather_cases"]
-
-
-@dataclass(frozen=True)
-class GroundTruthSource:
-    """Where the ground truth comes from (at most one of masks, boxes, voc, coco)."""
-
-    images: Sequence[str | os.PathLike[str]] = ()
-    masks: str | os.PathLike[str] | None = None
-    boxes: str | os.PathLike[str] | None = None
-    voc: str | os.PathLike[str] | None = None
-    coco: str | os.PathLike[str] | None = None
-    mapping: str | os.PathLike[str] | None = None
-    manifest: str | os.PathLike[str] | None = None
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """``--engine ray``: cluster address (None: start a local one), actors, GPUs per actor."""
-
-    address: str | None = None
-    workers: int = 2
-    gpus_per_worker: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.workers < 1 or not self.gpus_per_worker >= 0:
-            raise InputError(f"Ray needs workers >= 1 and gpus_per_worker >= 0, got "
-                             f"{self.workers} and {self.gpus_per_worker}")
 
 
 @dataclass
@@ -75,7 +55,7 @@ def _image_dir(source: GroundTruthSource) -> Path:
 
 def _loaded(source: GroundTruthSource) -> LoadResult | None:
     """The annotations of the chosen format (lenient: bad items are failures)."""
-    from aeq_onnx.datasets import coco, user, voc
+    from aeq_onnx.audit.datasets import coco, user, voc
 
     given = [n for n in ("masks", "boxes", "voc", "coco", "manifest")
              if getattr(source, n) is not None]
@@ -83,7 +63,7 @@ def _loaded(source: GroundTruthSource) -> LoadResult | None:
         raise InputError(f"give at most one ground-truth source, got {', '.join(given)}")
     mapping = load_mapping(source.mapping) if source.mapping is not None else None
     if source.manifest is not None:
-        from aeq_onnx.datasets.manifest import load_manifest
+        from aeq_onnx.audit.datasets.manifest import load_manifest
 
         return load_manifest(source.manifest, mapping, strict=False)
     if source.voc is not None:
@@ -107,7 +87,7 @@ def gather_cases(source: GroundTruthSource, exclude: str | os.PathLike[str] | No
         return unique_keys(plain_cases(files)), failures
     failures = [(e.item, e.message) for e in loaded.errors]
     if source.manifest is not None:  # rows may carry a label without a region
-        from aeq_onnx.datasets.manifest import manifest_cases
+        from aeq_onnx.audit.datasets.manifest import manifest_cases
 
         return manifest_cases(loaded), failures
     cases = [c for item in loaded.items for c in cases_for(item)]
@@ -141,7 +121,8 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
           curves: CurveSettings | None = None, batch_size: int = 8, sanity_cases: int = 0,
           device: Device = "cpu", threads: int | None = None, output: str | None = None,
           progress: Progress | None = None, command: str = "",
-          engine: RayOptions | None = None, max_pixels: int = MAX_PIXELS) -> AuditResult:
+          engine: RayOptions | None = None, max_pixels: int = MAX_PIXELS,
+          isolate: bool | None = None) -> AuditResult:
     """Run every method on every case and write ``report.{json,md,html}`` into ``out``.
 
     ``engine`` None runs locally; :class:`RayOptions` runs the cases on a Ray cluster
@@ -150,7 +131,9 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
     images, masks of the wrong size, a method that cannot run on this model) are listed in the
     report's failures; the rest completes. ``out`` (created with its parents) must not be one
     of the inputs; a model input over ``max_pixels`` per image is refused before any photo is
-    read (:func:`aeq_onnx.presets.input_spec`).
+    read (:func:`aeq_onnx.render.presets.input_spec`). ``isolate`` runs the checks of the model
+    and of every explainer compiled from it in a limited child process
+    (:func:`aeq_onnx.load.load_model`).
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
@@ -162,7 +145,7 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
                source.mapping, source.manifest]
     check_output(out, folder=True, inputs=sources, what="output folder")
     resolved = get_preset(preset if preset is not None else "imagenet", size=size)
-    loaded = load_model(model)
+    loaded = load_model(model, isolate=isolate)
     spec = input_spec(_input_shape(loaded.model), resolved, max_pixels)
     cases, failures = gather_cases(source, exclude=out)
     if not cases:
@@ -171,13 +154,11 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
     settings = curves or CurveSettings()
     config = AuditConfig(chosen, Path(out), resolved, spec, settings, batch_size,
                          sanity_cases, device=device, threads=threads,
-                         output=output, progress=progress)
+                         output=output, progress=progress, isolate=isolate)
     if engine is None:
         run = run_audit(loaded.model, loaded.sha256, cases, config)
     else:
-        from aeq_onnx.audit.ray_engine import run_audit_ray
-
-        run = run_audit_ray(loaded.model, loaded.sha256, cases, config, engine)
+        run = ray_engine.run_audit_ray(loaded.model, loaded.sha256, cases, config, engine)
     run.failures[:0] = failures
     report = write(run, config, _info(model, loaded.sha256, resolved, command, settings))
     return AuditResult(run, report, cases)

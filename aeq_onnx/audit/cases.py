@@ -2,7 +2,7 @@
 ground truth), each preprocessed like ``aeq explain`` does and with its mask carried through the
 same resize and centre crop.
 
-Ground truth comes from the loaders of :mod:`aeq_onnx.datasets` (VOC XML, COCO JSON, a boxes
+Ground truth comes from the loaders of :mod:`aeq_onnx.audit.datasets` (VOC XML, COCO JSON, a boxes
 file or a folder of PNG masks). A class may map to several model outputs (``dog: 151-268``);
 the case then explains the best-scoring of them, as TorchRay's pointing-game benchmark does.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aeq_onnx.datasets.records import ImageAnnotation
+from aeq_onnx.audit.datasets.records import ImageAnnotation
 from aeq_onnx.errors import InputError
-from aeq_onnx.photos import load_image
-from aeq_onnx.presets import InputSpec, Preset, preprocess, resize_and_crop
+from aeq_onnx.render.photos import load_image
+from aeq_onnx.render.presets import InputSpec, Preset, preprocess, resize_and_crop
 
 
 @dataclass(frozen=True)

@@ -9,52 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 
 from aeq_onnx.audit.cases import Case, Prepared, choose_targets, prepare
+from aeq_onnx.audit.config import AuditConfig, AuditRun
 from aeq_onnx.audit.forward import Forward, to_nchw
 from aeq_onnx.audit.methods import MethodSpec
 from aeq_onnx.audit.runners import Runner, make_runner
-from aeq_onnx.audit.scoring import CurveSettings, curves, localisation
+from aeq_onnx.audit.sanity import run_sanity
+from aeq_onnx.audit.scoring import curves, localisation
 from aeq_onnx.audit.store import ResultStore, Row, canonical
 from aeq_onnx.errors import AeqError
-from aeq_onnx.presets import InputSpec, Preset
-from aeq_onnx.runtime import Device
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass
-class AuditConfig:
-    """What to run and how: methods, output folder, preprocessing, curves and runtime."""
-
-    methods: list[MethodSpec]
-    out: Path
-    preset: Preset
-    spec: InputSpec
-    curves: CurveSettings = field(default_factory=CurveSettings)
-    batch_size: int = 8
-    sanity_cases: int = 0
-    sanity_seed: int = 0
-    device: Device = "cpu"
-    threads: int | None = None
-    output: str | None = None
-    progress: Progress | None = None
-
-
-@dataclass
-class AuditRun:
-    """What the engine produced: result rows, sanity rows and per-item failures."""
-
-    rows: list[Row] = field(default_factory=list)
-    sanity: list[Row] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    methods: list[str] = field(default_factory=list)
 
 
 def finite(value: float) -> float | None:
@@ -77,7 +44,8 @@ def build_runners(model: onnx.ModelProto, config: AuditConfig, forward: Forward,
         try:
             runners[spec.label] = (spec, make_runner(
                 model, spec, forward, folder=config.out / "explainers", source_sha=source_sha,
-                device=config.device, threads=config.threads, batch_size=config.batch_size))
+                device=config.device, threads=config.threads, batch_size=config.batch_size,
+                isolate=config.isolate))
         except AeqError as exc:
             failures.append((f"method {spec.label}", str(exc)))
     return runners
@@ -178,19 +146,6 @@ def finish(model: onnx.ModelProto, cases: Sequence[Case], config: AuditConfig, w
     run.rows = canonical(r for r in store.rows.values()
                          if r["case"] in keys and r["method"] in worker.runners)
     if config.sanity_cases > 0 and worker.runners:
-        from aeq_onnx.audit.sanity import run_sanity
-
         run.sanity = canonical(run_sanity(model, cases, worker.runners, worker.forward, config,
                                           run))
     return run
-
-
-def heat_of(config: AuditConfig, row: Row) -> np.ndarray:
-    """The stored heatmap of a result row."""
-    return np.asarray(np.load(config.out / str(row["heatmap"])))
-
-
-def describe(run: AuditRun) -> dict[str, Any]:
-    """Counts for the command line's summary."""
-    return {"rows": len(run.rows), "sanity rows": len(run.sanity),
-            "failures": len(run.failures), "methods": run.methods}

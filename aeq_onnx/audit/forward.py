@@ -1,9 +1,9 @@
 """The plain forward pass of the audited model, up to its logits, for the black-box parts of an
 audit: choosing targets, insertion/deletion curves and RISE.
 
-Built from the canonical graph (:func:`aeq_onnx.converters.canonicalize`) cut at the logits
-(:func:`aeq_onnx.planning.find_logits`: a final Softmax is left out), so scores are the same
-logits the explainers report.
+Built from the canonical graph the compiler starts from (:func:`aeq_onnx.compile.prepare`), cut
+at the logits (:func:`aeq_onnx.ir.planning.find_logits`: a final Softmax is left out), so scores
+are the same logits the explainers report.
 """
 
 from __future__ import annotations
@@ -14,22 +14,20 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.assemble import free_reserved_names
-from aeq_onnx.converters import canonicalize
-from aeq_onnx.graph import GraphView
-from aeq_onnx.metrics.faithfulness import softmax
-from aeq_onnx.planning import find_logits
-from aeq_onnx.presets import Layout
-from aeq_onnx.runtime import Device, make_session
+from aeq_onnx.audit.metrics.faithfulness import softmax
+from aeq_onnx.compile.prepare import prepare
+from aeq_onnx.load import LoadedModel
+from aeq_onnx.render.presets import Layout
+from aeq_onnx.run.runtime import Device, make_session
 
 IR_VERSION = 10
 
 
 def logits_model(model: onnx.ModelProto, output: str | None = None) -> onnx.ModelProto:
     """``model`` (already loaded safely) cut at its logits; one output named ``logits``."""
-    canonical = free_reserved_names(canonicalize(model))
-    name = find_logits(GraphView(canonical), output)
-    graph = gs.import_onnx(canonical)
+    prepared = prepare(LoadedModel(model, sha256="", path=None), output=output, at_logits=True)
+    name = prepared.plan.logits
+    graph = gs.import_onnx(prepared.view.model)
     tensor = graph.tensors()[name]
     graph.outputs = [tensor]
     graph.cleanup()

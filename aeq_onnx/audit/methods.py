@@ -16,16 +16,24 @@ import numpy as np
 import onnx
 
 from aeq_onnx.errors import InputError
+from aeq_onnx.methods import METHOD_NAMES, all_params, get_method, method_names
 
 #: Heatmaps (N, H, W) for a batch in the model's layout and int64 targets (N,).
 HeatFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-WHITE_BOX = ("ae", "gradient", "gradient-x-input", "integrated-gradients", "gradcam",
-             "lrp-epsilon", "lrp-zplus")
-ALIASES = {"grad": "gradient", "saliency": "gradient", "gxi": "gradient-x-input",
-           "ig": "integrated-gradients", "grad-cam": "gradcam", "lrp-eps": "lrp-epsilon",
-           "lrp-z+": "lrp-zplus"}
-DEFAULT_METHODS = "ae,gradient,gradient-x-input,integrated-gradients,gradcam,lrp-epsilon," \
-    "lrp-zplus,rise"
+#: The black-box method an audit runs itself (through the plain model).
+RISE = "rise"
+DEFAULT_METHODS = ",".join((*METHOD_NAMES, RISE))
+
+
+def aliases() -> dict[str, str]:
+    """The other names of the compiled methods (``ig``, ``grad-cam`` ...), from the registry."""
+    return {alias: name for name in method_names() for alias in get_method(name).aliases}
+
+
+def _compile_keys() -> dict[str, str]:
+    """Option keys of a white-box spec: every method parameter by name and alias, the layer."""
+    return {"layer": "layer", **{key: p.name for p in all_params().values()
+                                 for key in (p.name, *p.aliases)}}
 
 
 @dataclass(frozen=True)
@@ -56,18 +64,28 @@ def _option(key: str, value: str) -> float | int | str:
     return value
 
 
+def _bare_key(name: str) -> str | None:
+    """The key a bare value after ``name:`` stands for: its positional parameter's short name
+    (its first alias), so ``ae:1.5`` is ``ae:r=1.5``; None when the method has none."""
+    if name not in method_names():
+        return None
+    found = [p for p in get_method(name).params if p.positional]
+    return (found[0].aliases or (found[0].name,))[0] if found else None
+
+
 def parse_method(text: str) -> MethodSpec:
     """``ae``, ``ae:1.5`` (AE ratio), ``ae:r=1.5``, ``integrated-gradients:steps=16`` …"""
     name, _, rest = text.strip().partition(":")
-    name = ALIASES.get(name.lower(), name.lower())
-    if name not in (*WHITE_BOX, "rise"):
-        valid = ", ".join((*WHITE_BOX, "rise"))
+    name = aliases().get(name.lower(), name.lower())
+    if name not in (*method_names(), RISE):
+        valid = ", ".join((*method_names(), RISE))
         raise InputError(f"unknown method '{name}' (valid: {valid})")
     options: dict[str, float | int | str] = {}
+    bare = _bare_key(name)
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")
-        if not eq:  # a bare number after ae is its ratio
-            key, value = ("r", key) if name == "ae" else (key, "")
+        if not eq:  # a bare value is the method's positional parameter (AE's ratio)
+            key, value = (bare, key) if bare is not None else (key, "")
         if not value:
             raise InputError(f"method option '{part}' of '{text}' needs key=value")
         options[key.strip()] = _option(key.strip(), value.strip())
@@ -85,27 +103,24 @@ def parse_methods(text: str) -> list[MethodSpec]:
     return specs
 
 
-_COMPILE_KEYS = {"r": "ratio", "ratio": "ratio", "steps": "steps", "baseline": "baseline",
-                 "epsilon": "epsilon", "eps": "epsilon", "add_rule": "add_rule",
-                 "layer": "layer", "sigma": "blur_sigma"}
-
-
 def compile_kwargs(spec: MethodSpec) -> dict[str, object]:
     """Keyword arguments of :func:`aeq_onnx.compile_explainer` for a white-box method."""
     kwargs: dict[str, object] = {"method": spec.name}
+    keys = _compile_keys()
     for key, value in spec.options.items():
-        if key not in _COMPILE_KEYS:
+        if key not in keys:
             raise InputError(f"unknown option '{key}' of method {spec.label} "
-                             f"(known: {', '.join(sorted(_COMPILE_KEYS))})")
-        kwargs[_COMPILE_KEYS[key]] = value
+                             f"(known: {', '.join(sorted(keys))})")
+        kwargs[keys[key]] = value
     return kwargs
 
 
 def cached_explainer(model: onnx.ModelProto, spec: MethodSpec, folder: Path | None,
-                     source_sha: str) -> onnx.ModelProto:
+                     source_sha: str, isolate: bool | None = None) -> onnx.ModelProto:
     """Compile ``spec`` for ``model``, reusing ``folder/SLUG.onnx`` when it was built from the
-    same model (its ``aeq_onnx.source_sha256``)."""
-    from aeq_onnx.compiler import compile_explainer
+    same model (its ``aeq_onnx.source_sha256``); ``isolate``: see
+    :func:`aeq_onnx.load.load_model`."""
+    from aeq_onnx.compile.compiler import compile_explainer  # the compiler when it is needed
 
     path = None if folder is None else folder / f"{spec.slug}.onnx"
     if path is not None and path.is_file():
@@ -113,7 +128,7 @@ def cached_explainer(model: onnx.ModelProto, spec: MethodSpec, folder: Path | No
         meta = {p.key: p.value for p in cached.metadata_props}
         if meta.get("aeq_onnx.source_sha256") == source_sha:
             return cached
-    proto = compile_explainer(model, **compile_kwargs(spec))  # type: ignore[arg-type]
+    proto = compile_explainer(model, isolate=isolate, **compile_kwargs(spec))  # type: ignore[arg-type]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(proto, os.fspath(path))

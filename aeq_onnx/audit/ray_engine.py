@@ -28,18 +28,16 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnx
 
 from aeq_onnx.audit.cases import Case
-from aeq_onnx.audit.engine import AuditConfig, AuditRun, Worker, finish
+from aeq_onnx.audit.config import AuditConfig, AuditRun, RayOptions
+from aeq_onnx.audit.engine import Worker, finish
 from aeq_onnx.audit.store import ResultStore, Row, canonical
 from aeq_onnx.errors import InputError
-
-if TYPE_CHECKING:
-    from aeq_onnx.audit import RayOptions
 
 __all__ = ["AuditActor", "RayAuditRun", "Throughput", "run_audit_ray", "write_parquet"]
 

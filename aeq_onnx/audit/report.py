@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from aeq_onnx.audit import summary
-from aeq_onnx.audit.engine import AuditConfig, AuditRun
+from aeq_onnx.audit.config import AuditConfig, AuditRun
 from aeq_onnx.audit.store import Row, canonical
 from aeq_onnx.errors import InputError
-from aeq_onnx.imaging import colorize, load_image, normalise, overlay, save_png
-from aeq_onnx.presets import preprocess
+from aeq_onnx.render.imaging import colorize, load_image, normalise, overlay, save_png
+from aeq_onnx.render.presets import preprocess
 
 #: Keys of the audit's info that describe the run, not its results: ``run.json`` only.
 RUN_KEYS = ("command", "date")

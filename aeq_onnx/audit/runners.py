@@ -1,6 +1,6 @@
 """Heatmaps per method: a compiled explainer (white-box methods) or RISE through the plain
 model. Every runner maps a batch in the model's layout and its targets to ``(N, H, W)`` heatmaps
-(the channel sum of the relevance, :func:`aeq_onnx.imaging.channel_sum`)."""
+(the channel sum of the relevance, :func:`aeq_onnx.render.imaging.channel_sum`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import onnx
 
 from aeq_onnx.audit.forward import Forward, to_nchw
-from aeq_onnx.audit.methods import MethodSpec, cached_explainer
+from aeq_onnx.audit.methods import RISE, MethodSpec, cached_explainer
+from aeq_onnx.audit.rise import rise_saliency
 from aeq_onnx.errors import InputError
-from aeq_onnx.imaging import channel_sum
-from aeq_onnx.presets import Layout
-from aeq_onnx.rise import rise_saliency
-from aeq_onnx.runtime import Device, make_session
+from aeq_onnx.render.imaging import channel_sum
+from aeq_onnx.render.presets import Layout
+from aeq_onnx.run.runtime import Device, make_session
 
 
 class ExplainerRunner:
@@ -60,9 +60,9 @@ Runner = ExplainerRunner | RiseRunner
 
 def make_runner(model: onnx.ModelProto, spec: MethodSpec, forward: Forward, *,
                 folder: Path | None, source_sha: str, device: Device, threads: int | None,
-                batch_size: int) -> Runner:
+                batch_size: int, isolate: bool | None = None) -> Runner:
     """The runner of ``spec`` (compiling, or reusing the cached explainer in ``folder``)."""
-    if spec.name == "rise":
+    if spec.name == RISE:
         return RiseRunner(forward, spec, batch_size)
-    proto = cached_explainer(model, spec, folder, source_sha)
+    proto = cached_explainer(model, spec, folder, source_sha, isolate)
     return ExplainerRunner(proto, forward.layout, device, threads)

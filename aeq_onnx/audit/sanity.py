@@ -1,6 +1,6 @@
 """The cascading model-parameter randomisation sanity check (Adebayo et al., NeurIPS 2018) in an
 audit: the layers are re-drawn one more at a time from the output
-(:func:`aeq_onnx.metrics.cascading_randomisation`), each method is re-run on the randomised
+(:func:`aeq_onnx.audit.metrics.cascading_randomisation`), each method is re-run on the randomised
 model for the same cases and targets, and its heatmap is compared with the original by SSIM and
 Spearman rank correlation (signed and of absolute values). A method whose heatmaps stay similar
 while the model is destroyed does not explain the model."""
@@ -8,22 +8,18 @@ while the model is destroyed does not explain the model."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
 from aeq_onnx.audit.cases import Case, prepare
+from aeq_onnx.audit.config import AuditConfig, AuditRun
 from aeq_onnx.audit.forward import Forward
 from aeq_onnx.audit.methods import MethodSpec
+from aeq_onnx.audit.metrics import cascading_randomisation, randomisable_layers, spearman, ssim
 from aeq_onnx.audit.runners import Runner, make_runner
 from aeq_onnx.audit.store import ResultStore, Row
 from aeq_onnx.errors import AeqError
-from aeq_onnx.metrics import cascading_randomisation, randomisable_layers, spearman, ssim
-
-if TYPE_CHECKING:
-    from aeq_onnx.audit.engine import AuditConfig, AuditRun
-
 
 Original = tuple[Case, np.ndarray, int, dict[str, np.ndarray]]
 
@@ -71,7 +67,7 @@ def _step(randomised: onnx.ModelProto, step: int, layer: str,
                                          config.threads, config.output)
             runner = make_runner(randomised, spec, forward, folder=None, source_sha="",
                                  device=config.device, threads=config.threads,
-                                 batch_size=config.batch_size)
+                                 batch_size=config.batch_size, isolate=config.isolate)
             heats = runner.heat(np.stack([c[1] for c in todo]),
                                 np.array([c[2] for c in todo], np.int64))
         except AeqError as exc:

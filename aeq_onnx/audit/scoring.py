@@ -1,5 +1,5 @@
 """Every metric one case allows, from its heatmap: localisation needs a ground-truth mask,
-insertion/deletion only the model (metric definitions in :mod:`aeq_onnx.metrics`)."""
+insertion/deletion only the model (metric definitions in :mod:`aeq_onnx.audit.metrics`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aeq_onnx.metrics import (
+from aeq_onnx.audit.metrics import (
     energy_pointing_game,
     insertion_deletion,
     iou,

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import onnx
 import onnx.checker
 
-from aeq_onnx import protos
 from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
@@ -18,16 +17,16 @@ from aeq_onnx.converters import (
 )
 from aeq_onnx.converters._graph_utils import one_line
 from aeq_onnx.errors import ConversionError
+from aeq_onnx.load import protos
 
 Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 
 # Order matters: weights listed as inputs (IR < 4) become plain constants first; shapes
-# feed constant folding; folding exposes Pad/BN constants to their passes;
+# feed constant folding; folding exposes BatchNormalization constants to their pass;
 # the second fold removes the constants those passes left behind; the final inference annotates
 # the canonical graph for the compiler.
-# fold_pad is not in the pipeline: folding changes AE relevance. Under the spec a Conv's input
-# X includes an explicit Pad's zeros, which count as inactive neurons (ā) in rules 4.1/4.2,
-# while padding inside the Conv does not; the Pad's own rule (4.9) then crops.
+# Explicit Pads are not folded into Convs: that would change AE relevance (docs/choices.md,
+# "Explicit Pads stay Pads").
 PIPELINE: list[Pass] = [
     weight_inputs.run,
     opset.run,

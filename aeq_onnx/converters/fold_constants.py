@@ -11,7 +11,6 @@ import onnx.shape_inference
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from aeq_onnx import protos
 from aeq_onnx.converters._graph_utils import (
     DEFAULT_DOMAINS,
     attr_int,
@@ -24,6 +23,7 @@ from aeq_onnx.converters._graph_utils import (
     subgraphs,
     used_names,
 )
+from aeq_onnx.load import protos
 
 MAX_FOLDED_BYTES = 64 * 2**20  # larger results stay computed at run time
 _MAX_ROUNDS = 32

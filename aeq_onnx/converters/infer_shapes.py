@@ -5,7 +5,6 @@ from __future__ import annotations
 import onnx
 import onnx.shape_inference
 
-from aeq_onnx import protos
 from aeq_onnx.converters._graph_utils import (
     copy_model,
     one_line,
@@ -13,6 +12,7 @@ from aeq_onnx.converters._graph_utils import (
     set_ir_version,
 )
 from aeq_onnx.errors import ConversionError
+from aeq_onnx.load import protos
 
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Protocol
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.emit import Emitter
-from aeq_onnx.geometry import ConvGeometry
-from aeq_onnx.graph import GraphView
-from aeq_onnx.methods import Method
+from aeq_onnx.ir.emit import Emitter
+from aeq_onnx.ir.geometry import ConvGeometry
+from aeq_onnx.ir.graph import GraphView
 
 #: Map from a node's input index to the tensor carrying the gradient or relevance there.
 Flows = dict[int, str]
+#: The relevance variants of a Conv, ConvTranspose, Gemm or MatMul layer.
+Variant = Literal["bounded", "pointwise", "equilibrium", "epsilon", "zplus"]
+#: How relevance splits where two tensors join (Add, Sum): spec 4.7.
+JoinRule = Literal["residual", "share", "z"]
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """The relevance variant a method gives one linear layer, with its parameter (``ratio``
+    for ``equilibrium``, ``epsilon`` for ``epsilon``) and the label ``aeq inspect`` shows."""
+
+    variant: Variant
+    label: str
+    ratio: float = 2.0
+    epsilon: float = 0.0
+
+
+class MethodHooks(Protocol):
+    """What a rule may ask the explanation method (:class:`aeq_onnx.methods.Method`): the
+    rules say how an op propagates, the method which variant applies where."""
+
+    def conv_rule(self, is_input_layer: bool, kernel: tuple[int, ...]) -> LayerRule:
+        """The variant of a Conv/ConvTranspose (``is_input_layer``: no layer before it)."""
+
+    def dense_rule(self, is_input_layer: bool) -> LayerRule:
+        """The variant of a Gemm/MatMul layer."""
+
+    def join_rule(self) -> JoinRule:
+        """The rule at a join of two tensors."""
 
 
 @dataclass
@@ -21,16 +50,30 @@ class EmitContext:
 
     em: Emitter
     view: GraphView
-    method: Method
+    method: MethodHooks
     #: Conv nodes fed by the model input through constant-only ops (spec 4.3), by name.
     input_layers: set[str] = field(default_factory=set)
 
 
-class OpRule:
+class OpTraits:
+    """What the graph questions know of an op: ``traits``, names from
+    :data:`aeq_onnx.ir.traits.TRAITS` (``linear``, ``dense``, ``window_pool``, ``softmax``,
+    ``nonneg_output``, ``sign_keeping``, ``gate``), checked when the class is registered."""
+
+    traits: ClassVar[frozenset[str]] = frozenset()
+
+    def node_traits(self, view: GraphView, node: gs.Node) -> frozenset[str]:
+        """The traits of this node: the class's, unless a rule refines them per node (Clip is
+        ``nonneg_output`` when its min is a constant >= 0)."""
+        return self.traits
+
+
+class OpRule(OpTraits):
     """How one op type propagates. Subclasses override what they support.
 
     ``data_inputs`` lists the inputs that carry data (None: every non-constant input); shape
     inputs of Reshape, pads of Pad, etc. are not data and never receive a gradient.
+    ``traits`` (:class:`OpTraits`) tell the graph questions what the op is.
     """
 
     data_inputs: tuple[int, ...] | None = None

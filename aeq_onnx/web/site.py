@@ -25,8 +25,8 @@ from typing import Any
 import onnx
 
 from aeq_onnx.errors import InputError
-from aeq_onnx.imaging import load_labels
-from aeq_onnx.presets import (
+from aeq_onnx.render.imaging import load_labels
+from aeq_onnx.render.presets import (
     PRESET_KEY,
     Preset,
     get_preset,
@@ -34,7 +34,7 @@ from aeq_onnx.presets import (
     preset_from_metadata,
     store_preset,
 )
-from aeq_onnx.saving import atomic_output, check_output, make_folder
+from aeq_onnx.run.saving import atomic_output, check_output, make_folder
 
 ORT_WEB_VERSION = "1.30.0"
 #: The largest explainer file the page opens (bytes). WebAssembly (wasm32) has 4 GiB of memory
@@ -94,11 +94,11 @@ def find_ort_web(ort_dir: str | os.PathLike[str] | None = None) -> Path:
                      "node_modules/onnxruntime-web")
 
 
-def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto, max_bytes: int
-          ) -> tuple[onnx.ModelProto, bytes | None]:
+def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto, max_bytes: int,
+          isolate: bool | None) -> tuple[onnx.ModelProto, bytes | None]:
     """The explainer (compiled when ``model`` is a classifier) and its file's bytes when they
     can be copied unchanged."""
-    from aeq_onnx.runtime import explainer_model
+    from aeq_onnx.run.runtime import explainer_model
 
     if isinstance(model, str | os.PathLike) and Path(model).is_file():
         path = Path(model)  # anything else gets the loader's own one-line error
@@ -106,7 +106,7 @@ def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto, max_bytes: in
             path.name + ".data"))
         if size > max_bytes:
             raise InputError(_too_large(size, max_bytes))
-    proto, as_loaded = explainer_model(model)
+    proto, as_loaded = explainer_model(model, isolate=isolate)
     raw = Path(model).read_bytes() if as_loaded and isinstance(model, str | os.PathLike) else None
     if raw is not None and any(t.data_location == onnx.TensorProto.EXTERNAL
                                for t in proto.graph.initializer):
@@ -145,15 +145,17 @@ def write_site(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
                preset: str | Preset | None = None, webgpu: bool = True,
                ort_dir: str | os.PathLike[str] | None = None,
                max_bytes: int = MAX_MODEL_BYTES,
-               examples: list[str | os.PathLike[str]] | None = None) -> Site:
+               examples: list[str | os.PathLike[str]] | None = None,
+               isolate: bool | None = None) -> Site:
     """Write the page for ``model`` (an explainer, or a classifier compiled here with AE's
     defaults) into ``out``. The preset is ``preset``, else the one stored in the explainer, else
     ``imagenet``; it is stored in the site's copy of the explainer, which the page reads.
     ``labels``: class names, one per line (default: ImageNet's for 1000 classes). ``webgpu``
     False leaves the WebGPU runtime out (27 MB smaller; WebAssembly only). ``examples``: photos
-    copied into ``SITE/examples/`` that the page explains as soon as it opens."""
+    copied into ``SITE/examples/`` that the page explains as soon as it opens. ``isolate``
+    runs the model checks in a limited child process (:func:`aeq_onnx.load.load_model`)."""
     dist = find_ort_web(ort_dir)
-    proto, raw = _load(model, max_bytes)
+    proto, raw = _load(model, max_bytes, isolate)
     stored = preset_from_metadata({p.key[len("aeq_onnx."):]: p.value
                                    for p in proto.metadata_props if p.key == PRESET_KEY})
     resolved = get_preset(preset if preset is not None else stored)

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aeq_onnx.audit_errors import AnnotationError, MappingError
-from aeq_onnx.datasets import (
+from aeq_onnx.audit.datasets import (
     decode_rle,
     load_boxes,
     load_coco,
@@ -22,6 +21,7 @@ from aeq_onnx.datasets import (
     rle_counts_from_string,
     targets_for,
 )
+from aeq_onnx.audit.errors import AnnotationError, MappingError
 from aeq_onnx.errors import AeqError
 
 

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from aeq_onnx.audit_errors import MetricError
-from aeq_onnx.metrics import (
+from aeq_onnx.audit.errors import MetricError
+from aeq_onnx.audit.metrics import (
     gaussian_blur,
     gaussian_kernel,
     insertion_deletion,
@@ -16,7 +16,7 @@ from aeq_onnx.metrics import (
     softmax_predictor,
     trapezoid_auc,
 )
-from aeq_onnx.runtime import make_session
+from aeq_onnx.run.runtime import make_session
 
 WEIGHTS = np.array([[4.0, 3.0], [2.0, 1.0]])
 

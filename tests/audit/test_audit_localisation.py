@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from aeq_onnx.audit_errors import MetricError
-from aeq_onnx.errors import InputError
-from aeq_onnx.metrics import (
+from aeq_onnx.audit.errors import MetricError
+from aeq_onnx.audit.metrics import (
     binarise,
     boxes_to_mask,
     energy_pointing_game,
@@ -19,6 +18,7 @@ from aeq_onnx.metrics import (
     pointing_accuracy,
     pointing_game,
 )
+from aeq_onnx.errors import InputError
 
 BOX = [(30, 30, 40, 40)]  # columns/rows 30..39
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from audit_models import region_model
 
-from aeq_onnx.audit_errors import MetricError
-from aeq_onnx.metrics import softmax_predictor
-from aeq_onnx.rise import rise_for_session, rise_masks, rise_saliency
-from aeq_onnx.runtime import make_session
+from aeq_onnx.audit.errors import MetricError
+from aeq_onnx.audit.metrics import softmax_predictor
+from aeq_onnx.audit.rise import rise_for_session, rise_masks, rise_saliency
+from aeq_onnx.run.runtime import make_session
 
 
 def slow_mask(grid: np.ndarray, shift: tuple[int, int], size: tuple[int, int]) -> np.ndarray:

@@ -8,16 +8,16 @@ import pytest
 from audit_models import layered_model
 from onnx import numpy_helper
 
-from aeq_onnx.audit_errors import MetricError
-from aeq_onnx.errors import UnsupportedModelError
-from aeq_onnx.metrics import (
+from aeq_onnx.audit.errors import MetricError
+from aeq_onnx.audit.metrics import (
     average_ranks,
     cascading_randomisation,
     randomisable_layers,
     spearman,
     ssim,
 )
-from aeq_onnx.runtime import make_session
+from aeq_onnx.errors import UnsupportedModelError
+from aeq_onnx.run.runtime import make_session
 
 LAYER_INITS = {"out": ["out_w"], "fc": ["fc_w", "fc_b"], "conv": ["conv_w", "conv_b"]}
 

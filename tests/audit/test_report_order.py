@@ -19,7 +19,7 @@ from aeq_onnx.audit.methods import parse_methods
 from aeq_onnx.audit.report import write
 from aeq_onnx.audit.scoring import CurveSettings
 from aeq_onnx.audit.store import Row
-from aeq_onnx.presets import get_preset, input_spec
+from aeq_onnx.render.presets import get_preset, input_spec
 from tests.helpers_models import audit_dataset
 
 SIZE = 8

@@ -4,7 +4,7 @@ CI has no GPU, so this routes the CUDA code paths to the CPU (OrtValues and boun
 for on "cuda" land on the CPU; sessions use the CPU provider while reporting CUDA) and checks
 what can be checked there: every explainer call variant gives the plain explainer's relevance,
 the CUDA-graph pair and the synchronised torch call run, the NVML memory fallback, and the
-report's CUDA tables. The GPU itself was measured in ``benchmarks/RESULTS_CUDA.md``."""
+report's CUDA tables. The GPU itself was measured in ``benchmarks/results/RESULTS_CUDA.md``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from onnxruntime.capi.onnxruntime_inference_collection import IOBinding
 
 import aeq_onnx
-from aeq_onnx import runtime
+from aeq_onnx.run import runtime
 from benchmarks import cuda_workers, report, workers
 
 SCENES = Path(__file__).resolve().parents[2] / "fixtures/scenes/resnet_scenes.onnx"

@@ -79,7 +79,7 @@ g (float[N, 3, 8, 8] input) => (float[N, 5] logits) {
 def test_every_pass_applies(build, same_outputs, ops) -> None:
     """Opset 13 with Constant, Identity, Pad, BN, Dropout and shape math: one clean graph.
 
-    The zero Pad stays (fold_pad is not in the pipeline: it would change AE relevance)."""
+    The zero Pad stays (folding it into the Conv would change AE relevance: docs/choices.md)."""
     rng = np.random.default_rng(5)
     weights = {
         "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),

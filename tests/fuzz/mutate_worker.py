@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from aeq_onnx.compiler import compile_explainer
+from aeq_onnx.compile.compiler import compile_explainer
 from aeq_onnx.errors import AeqError
 
 MUTATIONS = ("flip", "truncate", "insert", "delete", "overwrite", "duplicate", "varint")

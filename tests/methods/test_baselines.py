@@ -153,7 +153,7 @@ def test_lrp_matches_zennit(cases: dict[str, Case], model: str, method: str, kw:
     the residual Sum and the pools; on the BN-folded torch model (as our converter folds)."""
     case = cases[model]
     out = run(case, method, target, **kw)
-    eps = float(kw.get("epsilon", aeq_onnx.methods.DEFAULT_EPSILON))
+    eps = float(kw.get("epsilon", aeq_onnx.LRPEpsilon.epsilon.default))
     with torch_single_thread():
         ref = bt.zennit_lrp(case.torch, case.x, target, method[4:], eps)
     assert_rel_close(out["relevance"], ref, what=f"{method} relevance")

@@ -98,9 +98,9 @@ def torch_logits(arch: str, batch: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(("arch", "exporter", "opset"), CASES)
 def test_architecture(request: pytest.FixtureRequest, record_property: RecordProperty,
                       arch: str, exporter: str, opset: int) -> None:
-    from reference import ae_torch  # imported late: other engineers extend it
+    from tests.reference import ae_torch  # imported late: other engineers extend it
 
-    record_property("coverage", (arch, exporter, opset))  # README coverage table
+    record_property("coverage", (arch, exporter, opset))  # docs/coverage-tests.md table
 
     size = tvm.MODELS[arch].size
     path = tvm.export(arch, exporter, opset, size)

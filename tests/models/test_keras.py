@@ -43,11 +43,10 @@ keras_models.load_triton_first()
 pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install -e .[keras])")
 pytest.importorskip("tf2onnx", reason="tf2onnx is not installed (pip install -e .[keras])")
 
-from reference.ae_torch import reference_explain  # noqa: E402
-
 import aeq_onnx  # noqa: E402
-from aeq_onnx.inspection import inspect_model  # noqa: E402
+from aeq_onnx.compile.inspection import inspect_model  # noqa: E402
 from tests.models import common  # noqa: E402
+from tests.reference.ae_torch import reference_explain  # noqa: E402
 
 BATCH = 2
 SIZE = keras_models.SIZE
@@ -134,7 +133,8 @@ def test_relevance_is_nhwc_and_finite(case: Case) -> None:
 
 def fold_pads_by_hand(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` with every constant NCHW spatial Pad that feeds a Conv merged into
-    that Conv's ``pads`` (what aeq_onnx's fold_pad pass does), written independently."""
+    that Conv's ``pads`` (what a fold-Pad pass would do; the pipeline keeps Pads: see
+    docs/choices.md), written independently."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     pads = {n.output[0]: n for n in model.graph.node if n.op_type == "Pad"}
@@ -162,7 +162,7 @@ def fold_pads_by_hand(model: onnx.ModelProto) -> onnx.ModelProto:
 def test_relevance_matches_reference(case: Case,
                                      record_property: Callable[[str, object], None]) -> None:
     name, opset = case.name.rsplit("-opset", 1)
-    record_property("coverage", (name, "tf2onnx", int(opset)))  # README coverage table
+    record_property("coverage", (name, "tf2onnx", int(opset)))  # docs/coverage-tests.md table
     np.testing.assert_array_equal(case.result.target, case.reference["target"])
     np.testing.assert_allclose(case.result.logits, case.reference["logits"], rtol=0,
                                atol=LOGIT_ATOL)

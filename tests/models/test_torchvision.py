@@ -84,7 +84,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
 
 
 def test_logits_match_torch(case: Case, record_property: RecordProperty) -> None:
-    record_property("coverage", case.coverage)  # README coverage table
+    record_property("coverage", case.coverage)  # docs/coverage-tests.md table
     np.testing.assert_allclose(case.result.logits, case.torch_logits,
                                rtol=LOGIT_RTOL, atol=LOGIT_ATOL)
     np.testing.assert_array_equal(case.result.target, case.result.logits.argmax(axis=1))
@@ -133,7 +133,7 @@ REFERENCE_TOL_BY_ARCH = {"vgg16": 5e-3}
 def test_relevance_matches_reference(case: Case, record_property: RecordProperty) -> None:
     """The first two images against the independent torch reference (float64), 1e-4 of max |R|
     (``REFERENCE_TOL_BY_ARCH`` where float32 conditioning forbids it)."""
-    from reference import ae_torch
+    from tests.reference import ae_torch
 
     record_property("coverage", case.coverage)
     tolerance = REFERENCE_TOL_BY_ARCH.get(case.coverage[0], REFERENCE_TOL)

@@ -1,4 +1,4 @@
-"""``aeq_onnx.datasets.manifest``: images and ground truth from a CSV or Parquet manifest."""
+"""``aeq_onnx.audit.datasets.manifest``: images and ground truth from a CSV or Parquet manifest."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aeq_onnx.audit_errors import AnnotationError
-from aeq_onnx.datasets.manifest import load_manifest, manifest_cases
+from aeq_onnx.audit.datasets.manifest import load_manifest, manifest_cases
+from aeq_onnx.audit.errors import AnnotationError
 
 ROWS = [
     {"path": "img/a.png", "label": "dog", "x0": 1, "y0": 1, "x1": 5, "y1": 6, "mask": ""},

@@ -171,7 +171,7 @@ def crashing_actor(marker: Path, key: str, always: bool = False) -> type[AuditAc
 
 
 def use_actor(monkeypatch: pytest.MonkeyPatch, actor: type[AuditActor]) -> None:
-    """Make audit() run ``actor`` (it imports run_audit_ray when called)."""
+    """Make audit() run ``actor`` (it looks run_audit_ray up on its module when called)."""
     monkeypatch.setattr(ray_engine, "run_audit_ray",
                         functools.partial(ray_engine.run_audit_ray, actor=actor))
 

@@ -1,14 +1,47 @@
-"""ConvTranspose, explainer vs torch reference: its VJP is the Conv with the same weight tensor
-and attributes (head); below the split the AE hidden-layer rule (4.1, 4.2 for 1×1) with
+"""ConvTranspose, explainer vs the torch reference: its VJP is the Conv with the same weight
+tensor and attributes (head); below the split the AE hidden-layer rule (4.1, 4.2 for 1×1) with
 ``conv`` = the node's op and ``convT`` = that Conv; refused when fed by the model input."""
 
 from __future__ import annotations
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 import aeq_onnx
 from aeq_onnx.errors import UnsupportedOpError
 from tests.helpers import Net, compare_with_reference, random_input
+from tests.reference.formulas import layer_rule
+from tests.reference.interpreter import Walk
+from tests.reference.registry import Ins, Node, reference
+
+
+def conv_transpose_relevance(walk: Walk, node: Node,
+                             R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Rules 4.1 / 4.2 (1×1 kernel) through the node's own op (``layer_rule``); the bounded
+    input rule has no ConvTranspose form."""
+    if node.inputs[0] in walk.raw:
+        raise NotImplementedError("ConvTranspose fed by the model input")
+    x, w = walk.value(node.inputs[0]), walk.value(node.inputs[1])
+    pointwise = all(k == 1 for k in w.shape[2:])
+    r_in = layer_rule(x, w, R, lambda t, v: conv_transpose([t, v], node), walk.ratio, pointwise)
+    return [(node.inputs[0], r_in)]
+
+
+@reference("ConvTranspose", relevance=conv_transpose_relevance, traits=["linear"])
+def conv_transpose(ins: Ins, node: Node) -> torch.Tensor:
+    """ONNX ConvTranspose (2-D, explicit pads): the full transposed convolution, output
+    padding appended at the end, then the pads cropped off each side."""
+    x, w, at = ins[0], ins[1], node.at
+    s = list(at.get("strides", [1, 1]))
+    d = list(at.get("dilations", [1, 1]))
+    top, left, bottom, right = list(at.get("pads", [0, 0, 0, 0]))
+    oph, opw = list(at.get("output_padding", [0, 0]))
+    y = F.conv_transpose2d(x, w, stride=s, dilation=d, groups=int(at.get("group", 1)))
+    y = F.pad(y, (0, opw, 0, oph))
+    y = y[:, :, top : y.shape[2] - bottom, left : y.shape[3] - right]
+    return y if len(ins) < 3 or ins[2] is None else y + ins[2].reshape(1, -1, 1, 1)
+
 
 C = 6
 SHAPE = (3, 8, 8)
@@ -26,7 +59,7 @@ CASES: dict[str, tuple[int, int, dict[str, object]]] = {
 }
 
 
-def conv_transpose(net: Net, name: str) -> str:
+def conv_transpose_block(net: Net, name: str) -> str:
     cout, k, attrs = CASES[name]
     cin = net.shape()[0]
     group = int(attrs.get("group", 1))  # type: ignore[call-overload]
@@ -40,7 +73,7 @@ def model(name: str, seed: int) -> Net:
     net = Net(SHAPE, seed=seed)
     net.conv(C, 3, pads=1)
     net.relu(name="early")
-    conv_transpose(net, name)
+    conv_transpose_block(net, name)
     net.relu()
     return net
 
@@ -68,7 +101,7 @@ def test_conv_transpose_below_split(name: str, ratio: float) -> None:
 def test_conv_transpose_fed_by_input_refused() -> None:
     """The bounded input rule (4.3) is not implemented for ConvTranspose: one clear error."""
     net = Net(SHAPE, seed=3)
-    conv_transpose(net, "k2-s2")
+    conv_transpose_block(net, "k2-s2")
     net.relu()
     net.conv(C, 3, pads=1)
     net.relu()

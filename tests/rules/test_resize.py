@@ -1,16 +1,71 @@
-"""Resize (spec 4.9: z-rule through its VJP, ``R_in = x · VJP(sdiv(R, resize(x)))``),
-explainer vs torch reference, nearest and linear modes with integer scales, below the split
-(relevance) and above it (VJP); other modes are refused."""
+"""Resize (and opset-9 Upsample, converted to Resize): the z-rule through its VJP (spec 4.9,
+``R_in = x · VJP(sdiv(R, resize(x)))``) below the split, its VJP in the head, nearest and linear
+modes with integer scales; other modes and non-integer factors refused. Explainer vs the torch
+reference."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 import aeq_onnx
 from aeq_onnx.errors import UnsupportedOpError
 from tests import helpers
 from tests.helpers import Net, compare_with_reference, random_input
+from tests.reference.registry import Ins, Node, reference
+from tests.reference.relevance import z_through_vjp
+
+#: (mode, coordinate_transformation_mode, nearest_mode) -> F.interpolate mode, align_corners
+MODES = {
+    ("nearest", "asymmetric", "floor"): ("nearest", None),
+    ("nearest", "half_pixel", "round_prefer_floor"): ("nearest-exact", None),
+    ("linear", "half_pixel", None): ("linear", False),
+    ("linear", "pytorch_half_pixel", None): ("linear", False),
+    ("linear", "align_corners", None): ("linear", True),
+}
+
+
+def interpolate(x: torch.Tensor, scales: torch.Tensor | None, sizes: torch.Tensor | None,
+                at: dict) -> torch.Tensor:
+    """ONNX Resize (integer scales or sizes) with ``F.interpolate``, for the mode combinations
+    that torch has."""
+    mode = str(at.get("mode", "nearest"))
+    ctm = str(at.get("coordinate_transformation_mode", "half_pixel"))
+    nearest = str(at.get("nearest_mode", "round_prefer_floor")) if mode == "nearest" else None
+    key = (mode, ctm, nearest)
+    if key not in MODES:
+        raise NotImplementedError(f"Resize {key}")
+    tmode, align = MODES[key]
+    if sizes is not None:
+        size = [int(v) for v in sizes.tolist()[2:]]
+    else:
+        assert scales is not None
+        size = [math.floor(n * float(s)) for n, s in zip(x.shape[2:], scales.tolist()[2:],
+                                                          strict=True)]
+    if tmode == "linear":
+        tmode = {3: "linear", 4: "bilinear"}[x.dim()]
+    return F.interpolate(x, size=size, mode=tmode, align_corners=align)
+
+
+@reference("Resize", relevance=z_through_vjp)
+def resize_forward(ins: Ins, node: Node) -> torch.Tensor:
+    """Resize with inputs ``(x, roi, scales[, sizes])``."""
+    sizes = ins[3] if len(ins) > 3 else None
+    return interpolate(ins[0], ins[2] if len(ins) > 2 else None, sizes,  # type: ignore[arg-type]
+                       node.at)
+
+
+@reference("Upsample", relevance=z_through_vjp)
+def upsample(ins: Ins, node: Node) -> torch.Tensor:
+    """Opset-9 Upsample ``(x, scales)``: asymmetric coordinates, floor for nearest."""
+    at = {"mode": node.at.get("mode", "nearest"), "coordinate_transformation_mode": "asymmetric",
+          "nearest_mode": "floor"}
+    return interpolate(ins[0], ins[1], None, at)  # type: ignore[arg-type]
+
 
 C = 6
 SHAPE = (3, 6, 6)

@@ -14,7 +14,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import aeq_onnx
-from aeq_onnx import safety
 from aeq_onnx.cli import main as cli_main
 from aeq_onnx.errors import (
     AeqError,
@@ -28,8 +27,11 @@ from aeq_onnx.errors import (
     UnsupportedOpError,
     VersionError,
 )
-from aeq_onnx.loading import load_model
+from aeq_onnx.load import safety
+from aeq_onnx.load.loading import load_model
+from aeq_onnx.load.safety import isolate
 from tests.helpers import Net
+from tests.security.children import use_child
 
 SHAPE = (3, 8, 8)
 CLASSES = 3
@@ -455,22 +457,26 @@ CHILDREN = {
 
 @pytest.mark.parametrize(("child", "limits", "message"), CHILDREN.values(), ids=CHILDREN.keys())
 def test_isolated_checker_failure_is_a_clean_rejection(
-        monkeypatch: pytest.MonkeyPatch, child: str, limits: dict[str, float],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, child: str, limits: dict[str, float],
         message: str) -> None:
     """What a native crash, a memory blow-up or a hang in onnx's C++ checker would do to the
-    child process, simulated; the caller gets ``ModelRejectedError('model rejected: ...')``."""
-    monkeypatch.setattr(safety, "_CHILD", child)
+    child process, simulated (the child's check replaced, its limits as set by its ``main``);
+    the caller gets ``ModelRejectedError('model rejected: ...')``."""
+    use_child(monkeypatch, tmp_path, child)
     for name, value in limits.items():
-        monkeypatch.setattr(safety, name, value)
+        monkeypatch.setattr(isolate, name, value)
     with pytest.raises(ModelRejectedError, match=f"^model rejected: .*({message})"):
         load_model(base_model(), isolate=True)
 
 
-def test_isolation_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``AEQ_ISOLATE=1`` turns isolation on for every load (the CLI's switch)."""
-    monkeypatch.setattr(safety, "_CHILD", "import os; os.abort()")
+def test_isolation_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path) -> None:
+    """``AEQ_ISOLATE=1`` turns isolation on for every load that passes no ``isolate=`` (the
+    documented fallback of the Python API); an explicit ``isolate=False`` wins."""
+    use_child(monkeypatch, tmp_path, "import os; os.abort()")
     monkeypatch.setenv("AEQ_ISOLATE", "1")
     with pytest.raises(ModelRejectedError):
         load_model(base_model())
+    assert load_model(base_model(), isolate=False).model
     monkeypatch.setenv("AEQ_ISOLATE", "0")
     assert load_model(base_model()).model

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 import aeq_onnx
-from aeq_onnx.imaging import COLORMAP, _softmax, heatmap_rgb, overlay
-from aeq_onnx.presets import get_preset, input_spec, preprocess
+from aeq_onnx.render.imaging import COLORMAP, _softmax, heatmap_rgb, overlay
+from aeq_onnx.render.presets import get_preset, input_spec, preprocess
 from tests.helpers_models import small_cnn
 
 NODE = shutil.which("node")

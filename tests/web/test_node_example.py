@@ -28,7 +28,7 @@ from web_models import (
     tiny_imagenet_explainer,
 )
 
-from aeq_onnx.imaging import heatmap_rgb, overlay
+from aeq_onnx.render.imaging import heatmap_rgb, overlay
 
 NODE = shutil.which("node")
 pytestmark = [

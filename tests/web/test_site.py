@@ -17,8 +17,8 @@ from web_models import ORT_WEB, tiny_imagenet, tiny_imagenet_explainer
 import aeq_onnx
 from aeq_onnx.cli import main
 from aeq_onnx.errors import InputError
-from aeq_onnx.presets import get_preset, preset_from_metadata
-from aeq_onnx.runtime import is_explainer
+from aeq_onnx.render.presets import get_preset, preset_from_metadata
+from aeq_onnx.run.runtime import is_explainer
 from aeq_onnx.web import ORT_WEB_VERSION, write_site
 from aeq_onnx.web.serve import make_server
 from aeq_onnx.web.site import WEBGPU_FILES

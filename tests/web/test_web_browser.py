@@ -43,7 +43,7 @@ from web_models import (
     tiny_imagenet_explainer,
 )
 
-from aeq_onnx.imaging import heatmap_rgb, overlay
+from aeq_onnx.render.imaging import heatmap_rgb, overlay
 from aeq_onnx.web import write_site
 
 pytestmark = [
@@ -143,7 +143,7 @@ def imagenet_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Refer
 
 @pytest.fixture(scope="module")
 def imagenet_names() -> list[str]:
-    from aeq_onnx.imaging import load_labels
+    from aeq_onnx.render.imaging import load_labels
 
     return load_labels(None, 1000)
 

@@ -16,8 +16,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 import aeq_onnx
-from aeq_onnx.imaging import load_image
-from aeq_onnx.presets import Preset, get_preset, input_spec, preprocess
+from aeq_onnx.render.imaging import load_image
+from aeq_onnx.render.presets import Preset, get_preset, input_spec, preprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ROOT / "fixtures" / "images"

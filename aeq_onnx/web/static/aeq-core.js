@@ -1,6 +1,6 @@
 /* aeq-core.js: the explainer contract, preprocessing and heatmaps in plain JavaScript, for the
- * page written by `aeq web` and for examples/node. Mirrors aeq_onnx/presets.py (Preset,
- * input_spec, resize_and_crop, preprocess) and aeq_onnx/imaging.py (channel_sum, normalise,
+ * page written by `aeq web` and for examples/node. Mirrors aeq_onnx/render/presets.py (Preset,
+ * input_spec, resize_and_crop, preprocess) and aeq_onnx/render/imaging.py (channel_sum, normalise,
  * colorize, heatmap_rgb, overlay) operation for operation: Pillow's fixed-point bilinear
  * resampling, Python's round-half-to-even, float32 normalisation, numpy's linear percentile.
  * tests/web/ compares both sides. No dependencies; works as a browser script (window.AeqCore)

@@ -1,0 +1,117 @@
+"""Turn the emitted chains into the explainer ModelProto: inputs, outputs, metadata, checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+from onnx import TensorProto, helper
+
+from aeq_onnx.errors import UnsupportedModelError
+from aeq_onnx.ir.graph import Dim
+from aeq_onnx.ir.planning import Plan
+from aeq_onnx.rules.base import EmitContext
+
+#: Output names of the explainer contract (plus the optional ``split_gradient``).
+OUTPUTS = ("logits", "target_class", "relevance", "initial_relevance")
+RESERVED = (*OUTPUTS, "target", "split_gradient")
+META_PREFIX = "aeq_onnx."
+
+
+def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
+    graph = model.graph
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for item in (*graph.output, *graph.value_info, *graph.initializer):
+        if item.name == old:
+            item.name = new
+
+
+def free_reserved_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Rename (in place) internal tensors that use the explainer's reserved names."""
+    inputs = {i.name for i in model.graph.input}
+    clash = sorted(inputs.intersection(RESERVED) - {i.name for i in model.graph.initializer})
+    if clash:
+        raise UnsupportedModelError(
+            f"the model input is named '{clash[0]}', a name the explainer reserves: rename it"
+        )
+    names = {n for node in model.graph.node for n in node.output} | {
+        t.name for t in model.graph.initializer}
+    for name in sorted(names.intersection(RESERVED)):
+        _rename(model, name, f"{name}__model")
+    return model
+
+
+def _value_info(ctx: EmitContext, name: str, source: str, elem: int,
+                shapes: dict[str, list[Dim] | None]) -> onnx.ValueInfoProto:
+    if name in shapes:
+        return helper.make_tensor_value_info(name, elem, shapes[name])
+    shape = ctx.view.shape(source)
+    dims = list(shape) if shape is not None else None
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def _prune(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
+    """Keep only the nodes that the outputs depend on (the original order is topological)."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    return kept[::-1]
+
+
+def _replace(field: Any, items: list[Any]) -> None:
+    del field[:]
+    field.extend(items)
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    """Delete, in place, initializers that no node reads (no copy of the others)."""
+    used = {i for node in graph.node for i in node.input}
+    for index in reversed(range(len(graph.initializer))):
+        if graph.initializer[index].name not in used:
+            del graph.initializer[index]
+
+
+def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict[str, str],
+             extra_outputs: tuple[str, ...] = (),
+             shapes: dict[str, list[Dim] | None] | None = None) -> onnx.ModelProto:
+    """The explainer: the compiler's canonical model rewritten in place (weights never copied)
+    with the emitted chains, the contract's inputs and outputs, and the metadata. ``shapes``
+    declares outputs whose shape is not their AE source's (e.g. a method's
+    ``initial_relevance``)."""
+    model = ctx.view.model
+    graph = model.graph
+    names = (*OUTPUTS, *extra_outputs)
+    sources = {"logits": plan.logits, "target_class": None, "relevance": plan.input,
+               "initial_relevance": plan.split, "split_gradient": plan.split}
+    batch = ctx.view.shape(plan.input)[0]  # type: ignore[index]
+    outputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, [batch]) if sources[n] is None
+        else _value_info(ctx, n, sources[n] or "", TensorProto.FLOAT, shapes or {})
+        for n in names
+    ]
+    inputs = [i for i in graph.input if i.name == plan.input]
+    inputs.append(helper.make_tensor_value_info("target", TensorProto.INT64, [batch]))
+    nodes = [*graph.node, *ctx.em.nodes, *(
+        helper.make_node("Identity", [flows[n]], [n], name=f"aeq/out/{n}") for n in names)]
+    _replace(graph.node, _prune(nodes, list(names)))
+    _replace(graph.input, inputs)
+    _replace(graph.output, outputs)
+    graph.initializer.extend(ctx.em.initializers)
+    _drop_unused_initializers(graph)
+    live = {o for node in graph.node for o in node.output}
+    _replace(graph.value_info, [v for v in graph.value_info if v.name in live])
+    graph.name = "aeq_explainer"
+    opsets = [helper.make_opsetid("", ctx.em.opset)] + [
+        o for o in model.opset_import if o.domain not in ("", "ai.onnx")]
+    _replace(model.opset_import, opsets)
+    model.producer_name, model.producer_version = "aeq_onnx", metadata.get("version", "")
+    model.ir_version = max(7, helper.find_min_ir_version_for(list(opsets), True))
+    _replace(model.metadata_props, [])
+    for key, value in metadata.items():
+        model.metadata_props.add(key=META_PREFIX + key, value=value)
+    return model

@@ -1,0 +1,47 @@
+"""Erf: VJP ``g · 2/√π · exp(-x²)`` only (no relevance rule: exporters write exact Gelu as
+``x · 0.5 · (1 + erf(x/√2))``, a Mul of two tensors without a gate). The exported Gelu subgraph
+in the head matches the torch reference; below the split it is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import aeq_onnx
+from aeq_onnx.errors import UnsupportedOpError
+from tests.helpers import Net, compare_with_reference, random_input
+from tests.reference.registry import Ins, Node, reference
+from tests.rules.scaffold import SHAPE, between_model, building_at
+
+
+@reference("Erf")
+def erf(ins: Ins, node: Node) -> torch.Tensor:
+    """The error function (no relevance rule: supported above the split only)."""
+    return torch.erf(ins[0])  # type: ignore[arg-type]
+
+
+def gelu_erf_subgraph(net: Net) -> str:
+    """What exporters write for exact Gelu: ``x · (0.5 · (1 + erf(x / √2)))``."""
+    x = net.cur
+    erf = net.op("Erf", [net.op("Div", [x, net.const(np.float32(np.sqrt(2.0)))])])
+    half = net.op("Mul", [net.op("Add", [erf, net.const(np.float32(1.0))]),
+                          net.const(np.float32(0.5))])
+    return net.op("Mul", [x, half])
+
+
+def test_gelu_erf_subgraph_above_split() -> None:
+    """The exported exact-Gelu subgraph in the head: Erf/Div/Add/Mul VJPs and the product
+    rule."""
+    with building_at(20):
+        model = between_model(gelu_erf_subgraph, seed=8).head()
+    compare_with_reference(model, random_input(SHAPE, seed=9, scale=1.0), layer="early")
+
+
+def test_gelu_erf_subgraph_below_split_refused() -> None:
+    """Below the split the final Mul multiplies two tensors, neither a gate: refused (and Erf
+    has no relevance rule), all listed in one error."""
+    with building_at(20):
+        model = between_model(gelu_erf_subgraph, seed=10).head()
+    with pytest.raises(UnsupportedOpError, match="neither operand is a gate"):
+        aeq_onnx.compile_explainer(model)
