@@ -1,6 +1,6 @@
 """Figures of the photo study: for each photo, the maps of selected variants for the top-1 and
-top-2 classes, overlaid on the photo (red: for the class, blue: against; ``aeq_onnx.heatmaps``),
-from the heatmaps cached by ``photos.run_photo``::
+top-2 classes, overlaid on the photo (red: for the class, blue: against;
+``aeq_onnx.render.heatmaps``), from the heatmaps cached by ``photos.run_photo``::
 
     .venv/bin/python -m benchmarks.contrast.figures      # benchmarks/results/contrast/*.jpg
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aeq_onnx.heatmaps import overlay
+from aeq_onnx.render.heatmaps import overlay
 from benchmarks.contrast.photos import load_photo_crop
 from benchmarks.contrast.run import CACHE, ROOT
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from aeq_onnx.metrics import energy_pointing_game, insertion_deletion, pointing_game, spearman
+from aeq_onnx.audit.metrics import energy_pointing_game, insertion_deletion, pointing_game, spearman
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import torch
 from onnx import helper
 
-from aeq_onnx.metrics import softmax_predictor
+from aeq_onnx.audit.metrics import softmax_predictor
 from benchmarks.contrast.study import NAMES, randomised_nets, sample_metrics, study_batch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,8 +68,8 @@ def load_lite0() -> tuple[Path, onnx.ModelProto]:
 
 
 def _preprocess(path: Path) -> tuple[np.ndarray, Any]:
-    from aeq_onnx.photos import load_image
-    from aeq_onnx.presets import get_preset, input_spec, preprocess
+    from aeq_onnx.render.photos import load_image
+    from aeq_onnx.render.presets import get_preset, input_spec, preprocess
 
     preset = get_preset("imagenet")
     return preprocess(load_image(path), preset, input_spec([1, 3, 224, 224], preset))

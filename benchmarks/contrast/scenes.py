@@ -13,7 +13,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from aeq_onnx.metrics import softmax_predictor
+from aeq_onnx.audit.metrics import softmax_predictor
 from benchmarks.contrast.metrics import localisation
 from benchmarks.contrast.study import NAMES, randomised_nets, sample_metrics, study_batch
 from fixtures.scenes.generator import make_scenes

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import torch
 
-from aeq_onnx.metrics.sanity import cascading_randomisation, randomisable_layers
+from aeq_onnx.audit.metrics.sanity import cascading_randomisation, randomisable_layers
 from benchmarks.contrast.engine import Net, load_net, source_maps
 from benchmarks.contrast.metrics import Predictor, curves, rank_corr
 from benchmarks.contrast.variants import BY_NAME, VARIANTS, all_sources
@@ -34,7 +34,7 @@ class Nets:
 def randomised_nets(model: onnx.ModelProto, seed: int = 0,
                     dtype: torch.dtype = torch.float32) -> Nets:
     """The model and its copies with the top 1, 5, 15 and all weighted layers re-drawn (each
-    initializer from N(0, std²) of its own values; ``aeq_onnx.metrics.sanity``)."""
+    initializer from N(0, std²) of its own values; ``aeq_onnx.audit.metrics.sanity``)."""
     total = len(randomisable_layers(model))
     wanted = sorted({n for n in (*LEVELS, total) if n <= total})
     nets = {}

@@ -39,18 +39,10 @@ import numpy as np
 import onnx
 import torch
 
-from .ae_torch import (
-    Graph,
-    _propagate,
-    _raw_tensors,
-    _Walk,
-    bsum,
-    find_split,
-    initial_map,
-    logits_name,
-    run_forward,
-    sdiv,
-)
+from tests.reference.formulas import bsum, sdiv
+from tests.reference.graph import Graph, raw_tensors
+from tests.reference.interpreter import Walk, find_split, initial_map, logits_name, run_forward
+from tests.reference.interpreter import propagate as _propagate
 
 Tensor = torch.Tensor
 SEED_VARIANTS = ("logit", "softmax", "margin", "versus", "dual")
@@ -129,7 +121,7 @@ def propagate(graph: Graph, env: dict[str, Tensor], split: str, R0: Tensor,
               ratio: float = 2.0, add_mode: str = "residual") -> Tensor:
     """The AE relevance walk of ``ae_torch`` from ``R0`` at ``split`` to the model input."""
     with torch.no_grad():
-        walk = _Walk(graph, env, ratio, add_mode, _raw_tensors(graph))
+        walk = Walk(graph, env, ratio, add_mode, raw_tensors(graph))
         return _propagate(walk, split, R0.detach())
 
 
