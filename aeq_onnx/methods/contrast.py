@@ -77,11 +77,16 @@ def seeds(em: Emitter, logits: str, one_hot: str, contrast: str, versus: int,
         return [one_hot]
     if contrast == "dual":
         return [one_hot, em.op("Sub", [em.const(1.0), one_hot], "dual_seed")]
-    if contrast == "softmax":
-        p = em.op("Softmax", [logits], "softmax_p", axis=1)
-        p_t = em.op("ReduceSum", [em.op("Mul", [p, one_hot], "p_target"), em.ints([1], "axis1")],
-                    "p_t", keepdims=1)
-        return [em.op("Mul", [p_t, em.op("Sub", [one_hot, p], "e_t_minus_p")], "softmax_seed")]
+    if contrast == "softmax":  # p_t (e_t (1 - p_t) - p_others), 1 - p_t as Σ_{n≠t} p_n:
+        p = em.op("Softmax", [logits], "softmax_p", axis=1)  # exact where p_t rounds to 1
+        axis = em.ints([1], "axis1")
+        p_t = em.op("ReduceSum", [em.op("Mul", [p, one_hot], "p_target"), axis], "p_t",
+                    keepdims=1)
+        p_others = em.op("Mul", [p, em.op("Sub", [em.const(1.0), one_hot], "others")],
+                         "p_others")
+        rest = em.op("ReduceSum", [p_others, axis], "one_minus_p_t", keepdims=1)
+        inner = em.op("Sub", [em.op("Mul", [one_hot, rest], "e_t_rest"), p_others], "e_t_m_p")
+        return [em.op("Mul", [p_t, inner], "softmax_seed")]
     masked = _others_masked(em, logits, one_hot)
     if contrast == "margin":
         q = em.op("Softmax", [masked], "others_softmax", axis=1)
