@@ -108,3 +108,37 @@ def clrp(em: Emitter, r_target: str, r_dual: str, rank: int) -> str:
     rho = emit.sdiv(em, pos_t, pos_d)
     diff = em.op("Sub", [r_target, em.op("Mul", [rho, r_dual], "rho_dual")], "clrp_diff")
     return emit.relu(em, diff)
+
+
+# ------------------------------------------------------------- reading an explainer's contrast
+
+#: What each contrast answers, for galleries and reports.
+QUESTIONS = {
+    "logit": "evidence for the class (AE, the paper)",
+    "softmax": "evidence for the class's softmax probability (SGLRP seed)",
+    "margin": "evidence for the class against all other classes (logit margin)",
+    "versus": "why the class and not the compared class K",
+    "dual": "evidence for the class minus the evidence for all others (CLRP dual)",
+}
+
+
+def described(metadata: dict[str, str]) -> str:
+    """One line on an explainer's contrast (from its metadata), or "" for the paper's AE."""
+    name = metadata.get("contrast", "logit")
+    if name == "logit":
+        return ""
+    return f"contrast {name}: {QUESTIONS.get(name, name)}."
+
+
+def versus_classes(metadata: dict[str, str], logits: np.ndarray,
+                   targets: np.ndarray) -> np.ndarray | None:
+    """The class K each map was contrasted with (as the explainer chose it: ``versus``, or the
+    runner-up to the target), or None when the explainer is not ``contrast versus``."""
+    if metadata.get("contrast") != "versus":
+        return None
+    fixed = int(metadata.get("versus", "-1"))
+    if fixed >= 0:
+        return np.full(len(targets), fixed, np.int64)
+    masked = np.array(logits, np.float64)
+    masked[np.arange(len(targets)), targets] = -np.inf
+    return masked.argmax(axis=1)

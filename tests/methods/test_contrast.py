@@ -251,3 +251,65 @@ def test_metadata_records_the_contrast(model: onnx.ModelProto) -> None:
 def test_mistakes_are_method_errors(model: onnx.ModelProto, kw: dict, message: str) -> None:
     with pytest.raises(MethodError, match=message.replace("(", r"\(").replace(")", r"\)")):
         aeq_onnx.compile_explainer(model, isolate=False, **kw)
+
+
+# --------------------------------------------------------------------------- CLI, gallery, audit
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from PIL import Image
+
+    from tests.helpers_models import small_cnn
+
+    root = tmp_path_factory.mktemp("contrast-cli")
+    onnx.save(small_cnn(), root / "model.onnx")
+    (root / "photos").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(
+            root / "photos" / name)
+    return root
+
+
+def test_explain_and_gallery_name_the_compared_class(work: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from aeq_onnx.cli import main
+
+    out = work / "explained"
+    code = main(["--no-isolate", "explain", str(work / "model.onnx"), str(work / "photos"),
+                 "--contrast", "versus", "--top-k", "2", "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    gallery = (out / "index.html").read_text(encoding="utf-8")
+    assert "contrast versus: why the class and not the compared class K." in gallery
+    assert printed.count(" vs ") == 4 and gallery.count(" vs ") >= 8
+    from aeq_onnx.render.imaging import explain_images
+
+    report = explain_images(work / "model.onnx", [work / "photos"], top_k=2, contrast="versus",
+                            isolate=False)
+    for source in {r.source for r in report.results}:  # the top two are each other's K
+        first, second = sorted((r for r in report.results if r.source == source),
+                               key=lambda r: r.rank)
+        assert first.versus == f"{second.class_name} ({second.class_index})"
+        assert second.versus == f"{first.class_name} ({first.class_index})"
+
+
+def test_audit_runs_the_contrasts(work: Path) -> None:
+    import json
+
+    from aeq_onnx.cli import main
+
+    out = work / "audit"
+    code = main(["--no-isolate", "audit", str(work / "model.onnx"), "--images",
+                 str(work / "photos"), "--methods",
+                 "ae:contrast=versus;versus=1,lrp-zplus:contrast=dual,ae", "--steps", "2",
+                 "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    text = json.dumps(report)
+    for label in ("ae:contrast=versus,versus=1", "lrp-zplus:contrast=dual"):
+        assert label in text
+    for name in ("ae_contrast_versus_versus_1.onnx", "lrp-zplus_contrast_dual.onnx"):
+        meta = {p.key: p.value for p in onnx.load(str(out / "explainers" / name)).metadata_props}
+        assert meta["aeq_onnx.contrast"] == name.split("_")[2].removesuffix(".onnx")
