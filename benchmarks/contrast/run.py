@@ -1,6 +1,6 @@
 """Issue 23 research benchmark: every contrastive AE variant on the scene CNNs and on
 EfficientNet-Lite0, measured with the independent torch reference; prints the tables and writes
-``benchmarks/results/CONTRAST.md``.
+``docs/contrast-research.md``.
 
     .venv/bin/python -m benchmarks.contrast.run scenes --model vgg [--n 240] [--part 0 --parts 2]
     .venv/bin/python -m benchmarks.contrast.run photos [--photo chelsea]
@@ -72,7 +72,7 @@ def cmd_photos(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from benchmarks.contrast.report import write_report
 
-    print(write_report(CACHE, ROOT / "benchmarks" / "results" / "CONTRAST.md", args.n,
+    print(write_report(CACHE, ROOT / "docs" / "contrast-research.md", args.n,
                        args.parts))
 
 
