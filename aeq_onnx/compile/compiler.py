@@ -101,7 +101,7 @@ def compile_explainer(
         "split": plan.split, "input": plan.input, "version": __version__,
         "source_sha256": prepared.sha256,
     }
-    extra = ("split_gradient",) if expose_gradient else ()
+    extra = (*(("split_gradient",) if expose_gradient else ()), *chosen.extra_outputs())
     del prepared  # the context's view holds what the assembly needs
     explainer = assemble(ctx, plan, flows, metadata, extra, chosen.output_shapes(ctx, plan))
     try:

@@ -62,6 +62,9 @@ class AE(Method):
     def needs(self, plan: Plan) -> Needs:
         return (("vjp", plan.head), ("relevance", plan.body))
 
+    def extra_outputs(self) -> tuple[str, ...]:
+        return seeding.extra_outputs(self)
+
     def check_model(self, ctx: EmitContext, plan: Plan) -> None:
         seeding.check_classes(self, ctx.view.static_dims(plan.logits)[0])
 
@@ -70,15 +73,16 @@ class AE(Method):
         target's and the dual's, combined by :func:`~aeq_onnx.methods.contrast.clrp`)."""
         chosen, one_hot = chains.seed(ctx, plan)
         grads, r0s, rels = [], [], []
-        for seed in seeding.seeds(ctx.em, plan.logits, one_hot, self.contrast, self.versus,
-                                   ctx.view.static_dims(plan.logits)[0]):
+        seeds, extra = seeding.seeds(ctx.em, plan.logits, one_hot, self.contrast, self.versus,
+                                     ctx.view.static_dims(plan.logits)[0])
+        for seed in seeds:
             grads.append(chains.split_gradient(ctx, plan, seed))
             r0s.append(initial_relevance(ctx, plan.split, grads[-1]))
             rels.append(chains.input_relevance(ctx, plan, (plan.split, r0s[-1])))
         relevance = rels[0] if len(rels) == 1 else seeding.clrp(
             ctx.em, rels[0], rels[1], ctx.view.rank(plan.input))
         return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
-                "initial_relevance": r0s[0], "split_gradient": grads[0]}
+                "initial_relevance": r0s[0], "split_gradient": grads[0], **extra}
 
     def conv_rule(self, is_input_layer: bool, kernel: tuple[int, ...]) -> LayerRule:
         """Bounded z^B at the input layer (4.3), pointwise for 1x1 kernels (4.2), equilibrium

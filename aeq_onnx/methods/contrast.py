@@ -16,7 +16,7 @@ explainer graph from the logits and the target ``t``::
              clamped at zero; a second propagation in the same explainer run.
 
 Every variant but ``dual`` costs a few [N, K] nodes; ``dual`` a second relevance chain
-(docs/contrast.md).
+(docs/contrast.md). A ``versus`` explainer has one more output, ``versus_class`` (int64 [N]).
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ VERSUS = Param(-1, "contrast versus: the class K to contrast the target with (de
                record_default=False)
 #: Where the target's logit is masked out (exp underflows to exactly 0).
 LOWEST = float(np.finfo(np.float32).min)
+
+
+def extra_outputs(method: Method) -> tuple[str, ...]:
+    """The outputs a contrast adds to the explainer contract."""
+    return ("versus_class",) if method._values["contrast"] == "versus" else ()
 
 
 def check(method: Method) -> None:
@@ -70,13 +75,14 @@ def _others_masked(em: Emitter, logits: str, one_hot: str) -> str:
 
 
 def seeds(em: Emitter, logits: str, one_hot: str, contrast: str, versus: int,
-          classes: int) -> list[str]:
+          classes: int) -> tuple[list[str], dict[str, str]]:
     """The seed(s) ``∂J/∂y`` [N, K] of ``contrast`` (see the module docstring): one tensor, or
-    the target's and the dual's for ``dual``. ``logit`` emits nothing (the one-hot itself)."""
+    the target's and the dual's for ``dual``; and the extra outputs (``versus_class``: the K
+    of each sample, int64 [N], for ``versus``). ``logit`` emits nothing (the one-hot itself)."""
     if contrast == "logit":
-        return [one_hot]
+        return [one_hot], {}
     if contrast == "dual":
-        return [one_hot, em.op("Sub", [em.const(1.0), one_hot], "dual_seed")]
+        return [one_hot, em.op("Sub", [em.const(1.0), one_hot], "dual_seed")], {}
     if contrast == "softmax":  # p_t (e_t (1 - p_t) - p_others), 1 - p_t as Σ_{n≠t} p_n:
         p = em.op("Softmax", [logits], "softmax_p", axis=1)  # exact where p_t rounds to 1
         axis = em.ints([1], "axis1")
@@ -86,19 +92,22 @@ def seeds(em: Emitter, logits: str, one_hot: str, contrast: str, versus: int,
                          "p_others")
         rest = em.op("ReduceSum", [p_others, axis], "one_minus_p_t", keepdims=1)
         inner = em.op("Sub", [em.op("Mul", [one_hot, rest], "e_t_rest"), p_others], "e_t_m_p")
-        return [em.op("Mul", [p_t, inner], "softmax_seed")]
+        return [em.op("Mul", [p_t, inner], "softmax_seed")], {}
     masked = _others_masked(em, logits, one_hot)
     if contrast == "margin":
         q = em.op("Softmax", [masked], "others_softmax", axis=1)
-        return [em.op("Sub", [one_hot, q], "margin_seed")]
+        return [em.op("Sub", [one_hot, q], "margin_seed")], {}
     if versus >= 0:
-        k_hot = em.const(np.eye(classes, dtype=np.float32)[versus][None], "versus_one_hot")
+        row = em.const(np.eye(classes, dtype=np.float32)[versus][None], "versus_row")
+        k_hot = em.op("Add", [em.op("Mul", [one_hot, em.const(0.0)], "zeros"), row],
+                      "versus_one_hot")  # [N, K]
+        k = em.op("ArgMax", [k_hot], "versus_k", axis=1, keepdims=0)
     else:
         k = em.op("ArgMax", [masked], "runner_up", axis=1, keepdims=0)
         k_hot = em.op("OneHot", [k, em.const(np.int64(classes), "depth"),
                                  em.const(np.array([0.0, 1.0], np.float32), "onehot_values")],
                       "versus_one_hot", axis=-1)
-    return [em.op("Sub", [one_hot, k_hot], "versus_seed")]
+    return [em.op("Sub", [one_hot, k_hot], "versus_seed")], {"versus_class": k}
 
 
 def clrp(em: Emitter, r_target: str, r_dual: str, rank: int) -> str:

@@ -37,6 +37,9 @@ class LRP(Method):
     def needs(self, plan: Plan) -> Needs:
         return (("relevance", plan.body),)
 
+    def extra_outputs(self) -> tuple[str, ...]:
+        return seeding.extra_outputs(self)
+
     def check_model(self, ctx: EmitContext, plan: Plan) -> None:
         seeding.check_classes(self, ctx.view.static_dims(plan.logits)[0])
 
@@ -46,14 +49,15 @@ class LRP(Method):
         :func:`~aeq_onnx.methods.contrast.clrp`."""
         chosen, one_hot = chains.seed(ctx, plan)
         starts, rels = [], []
-        for seed in seeding.seeds(ctx.em, plan.logits, one_hot, self.contrast, self.versus,
-                                  ctx.view.static_dims(plan.logits)[0]):
+        seeds, extra = seeding.seeds(ctx.em, plan.logits, one_hot, self.contrast, self.versus,
+                                     ctx.view.static_dims(plan.logits)[0])
+        for seed in seeds:
             starts.append(lrp.seed(ctx.em, plan.logits, seed))
             rels.append(chains.input_relevance(ctx, plan, (plan.logits, starts[-1])))
         relevance = rels[0] if len(rels) == 1 else seeding.clrp(
             ctx.em, rels[0], rels[1], ctx.view.rank(plan.input))
         return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
-                "initial_relevance": starts[0]}
+                "initial_relevance": starts[0], **extra}
 
     def output_shapes(self, ctx: EmitContext, plan: Plan) -> dict[str, list[Dim] | None]:
         return chains.logits_shape(ctx, plan)

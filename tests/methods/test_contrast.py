@@ -18,7 +18,7 @@ from onnx import numpy_helper
 
 import aeq_onnx
 from aeq_onnx.errors import MethodError
-from aeq_onnx.methods import chains
+from aeq_onnx.methods import chains, contrast
 from aeq_onnx.methods.ae import AE, initial_relevance
 from aeq_onnx.methods.lrp import LRPZPlus
 from aeq_onnx.rules.shared import lrp
@@ -77,6 +77,7 @@ def test_versus_k_is_the_difference_of_two_logit_seeded_maps(model: onnx.ModelPr
     g_t = _explain(model, scenes, target, expose_gradient=True)["split_gradient"]
     g_k = _explain(model, scenes, [k, k], expose_gradient=True)["split_gradient"]
     assert_rel_close(out["split_gradient"], g_t - g_k, TOL, "versus gradient")
+    np.testing.assert_array_equal(out["versus_class"], [k, k])
     graph = ae_torch.Graph(model)
     env = ae_torch.run_forward(graph, torch.from_numpy(scenes).double())
     A = env[ae_torch.find_split(graph, env)].detach().numpy()
@@ -96,6 +97,10 @@ def test_versus_k_is_the_difference_of_two_logit_seeded_maps(model: onnx.ModelPr
 def test_versus_defaults_to_the_runner_up(model: onnx.ModelProto, scenes: np.ndarray) -> None:
     out = _explain(model, scenes, contrast="versus")
     second = np.argsort(out["logits"], axis=1)[:, -2]
+    np.testing.assert_array_equal(out["versus_class"], second)  # the explainer's own output
+    meta = {"contrast": "versus"}  # what the gallery computes from the logits
+    np.testing.assert_array_equal(
+        contrast.versus_classes(meta, out["logits"], out["target_class"]), second)
     for i, k in enumerate(second):
         one = _explain(model, scenes[i:i + 1], contrast="versus", versus=int(k))
         np.testing.assert_allclose(one["relevance"][0], out["relevance"][i], rtol=0,
@@ -107,6 +112,14 @@ def test_versus_against_the_target_itself_is_an_empty_map(model: onnx.ModelProto
     """y_t - y_t has no gradient: zeros, never NaN."""
     out = _explain(model, scenes, [2, 2], contrast="versus", versus=2)
     assert not out["relevance"].any() and not out["initial_relevance"].any()
+    np.testing.assert_array_equal(out["versus_class"], [2, 2])
+
+
+@pytest.mark.parametrize("variant", [v for v in ct.VARIANTS if v != "versus"])
+def test_only_versus_adds_an_output(model: onnx.ModelProto, variant: str) -> None:
+    proto = aeq_onnx.compile_explainer(model, contrast=variant, isolate=False)
+    assert [o.name for o in proto.graph.output] == [
+        "logits", "target_class", "relevance", "initial_relevance"]
 
 
 def _with_dual_class(model: onnx.ModelProto, t: int) -> onnx.ModelProto:
