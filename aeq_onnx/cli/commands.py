@@ -48,7 +48,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     save_explainer(explainer, args.out)
     meta = {p.key: p.value for p in explainer.metadata_props}
     what = ", ".join(f"{k} {meta[f'aeq_onnx.{k}']}"
-                     for k in ("method", "split", "ratio", "precision")
+                     for k in ("method", "split", "ratio", "contrast", "versus", "precision")
                      if f"aeq_onnx.{k}" in meta)
     print(f"wrote {args.out} ({what}, {time.perf_counter() - start:.1f} s)")
     return 0

@@ -21,6 +21,8 @@ Every variant but ``dual`` costs a few [N, K] nodes; ``dual`` a second relevance
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from onnx import TensorProto
 
@@ -151,3 +153,12 @@ def versus_classes(metadata: dict[str, str], logits: np.ndarray,
     masked = np.array(logits, np.float64)
     masked[np.arange(len(targets)), targets] = -np.inf
     return masked.argmax(axis=1)
+
+
+def versus_label(names: Sequence[str], versus: np.ndarray | None, i: int, target: int) -> str:
+    """``name (K)`` of sample ``i``'s compared class; "" when not versus; ``itself (empty
+    map)`` when K is the target (``y_t - y_t`` has no gradient)."""
+    if versus is None:
+        return ""
+    k = int(versus[i])
+    return "itself (empty map)" if k == target else f"{names[k]} ({k})"

@@ -248,8 +248,7 @@ def _explain_batch(job: _Job, chunk: list[Path]) -> None:
             cls = int(result.target[i])
             item = ImageResult(str(path), rank, cls, job.names[cls], float(probs[i, cls]),
                                float(result.logits[i, cls]), result.provider, took,
-                               versus="" if versus is None else
-                               f"{job.names[int(versus[i])]} ({int(versus[i])})")
+                               versus=contrast.versus_label(job.names, versus, i, cls))
             if job.report.out_dir is not None:
                 try:
                     _write_item(job, item, path, photos[i], result.relevance[i])

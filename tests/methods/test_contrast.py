@@ -326,3 +326,14 @@ def test_audit_runs_the_contrasts(work: Path) -> None:
     for name in ("ae_contrast_versus_versus_1.onnx", "lrp-zplus_contrast_dual.onnx"):
         meta = {p.key: p.value for p in onnx.load(str(out / "explainers" / name)).metadata_props}
         assert meta["aeq_onnx.contrast"] == name.split("_")[2].removesuffix(".onnx")
+
+
+def test_a_fixed_versus_against_the_class_itself_is_labelled(work: Path) -> None:
+    from aeq_onnx.render.imaging import explain_images
+
+    report = explain_images(work / "model.onnx", [work / "photos"], top_k=4, contrast="versus",
+                            versus=0, isolate=False)
+    itself = [r for r in report.results if r.versus == "itself (empty map)"]
+    assert len(report.results) == 8 and len(itself) == 2
+    assert all(r.class_index == 0 for r in itself)
+    assert all(r.versus == "class 0 (0)" for r in report.results if r.class_index != 0)
