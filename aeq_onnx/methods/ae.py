@@ -75,6 +75,7 @@ class AE(Method):
         grads, r0s, rels = [], [], []
         seeds, extra = seeding.seeds(ctx.em, plan.logits, one_hot, self.contrast, self.versus,
                                      ctx.view.static_dims(plan.logits)[0])
+        ctx.em.reuse = len(seeds) > 1  # the dual's chain reads the target's weight constants
         for seed in seeds:
             grads.append(chains.split_gradient(ctx, plan, seed))
             r0s.append(initial_relevance(ctx, plan.split, grads[-1]))

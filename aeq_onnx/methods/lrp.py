@@ -51,6 +51,7 @@ class LRP(Method):
         starts, rels = [], []
         seeds, extra = seeding.seeds(ctx.em, plan.logits, one_hot, self.contrast, self.versus,
                                      ctx.view.static_dims(plan.logits)[0])
+        ctx.em.reuse = len(seeds) > 1  # the dual's chain reads the target's weight constants
         for seed in seeds:
             starts.append(lrp.seed(ctx.em, plan.logits, seed))
             rels.append(chains.input_relevance(ctx, plan, (plan.logits, starts[-1])))
