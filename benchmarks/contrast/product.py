@@ -137,9 +137,8 @@ def cmd_cost(rounds: int, batch: int) -> str:
             f"{batch}`; EfficientNet-Lite0 (224x224), batch {len(x)} of the bundled photos, "
             f"onnxruntime {ort.__version__} CPU, {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores shared with other jobs (load average {load:.1f} at the end); "
-            f"{rounds} interleaved rounds, median. `dual`'s second relevance chain emits its own "
-            f"copy of the rules' derived weight constants, hence its larger file.\n\n"
-            f"{table}\n")
+            f"{rounds} interleaved rounds, median. `dual`'s second relevance chain reuses the "
+            f"first chain's derived weight constants.\n\n{table}\n")
     out = ROOT / "benchmarks" / "results" / "CONTRAST-COST.md"
     out.write_text(text, encoding="utf-8")
     print(text)
