@@ -100,6 +100,9 @@ FAILED = {"prefix": "aeq: failed: ", "leaves": ("index.html",)}
 #: compiled explainer it resumes with; no heatmap.
 AUDIT_FAILED = {"prefix": "aeq: failed: ", "leaves": (
     "explainers/ae.onnx", "report.html", "report.json", "report.md", "run.json")}
+#: An audit whose only method failed to compile: the reports (listing the failure), no explainer.
+METHOD_FAILED = {"prefix": "aeq: failed: ", "leaves": (
+    "report.html", "report.json", "report.md", "run.json")}
 M, P = "{w}/model.onnx", "{w}/photos"
 AUDIT = f"audit {M} --images {P} --methods ae --steps 2"
 WEB = "web {w}/explainer.onnx"
@@ -127,6 +130,16 @@ ROWS = [
         "argument --ratio: must lie in [1, 2], got 3"),
     row("build-epsilon-negative", f"build {M} -o {{new}}/e.onnx --epsilon -1", (2,),
         "must lie in [0, inf]"),
+    row("build-contrast-unknown", f"build {M} -o {{new}}/e.onnx --contrast nope", (2,),
+        "argument --contrast: invalid choice: 'nope'"),
+    row("build-versus-below-minus-1", f"build {M} -o {{new}}/e.onnx --contrast versus "
+        "--versus -2", (2,), "argument --versus: must be at least -1, got -2"),
+    row("build-versus-text", f"build {M} -o {{new}}/e.onnx --contrast versus --versus cat",
+        (2,), "argument --versus: 'cat' is not a whole number"),
+    row("build-versus-out-of-range", f"build {M} -o {{new}}/e.onnx --contrast versus "
+        "--versus 9", (1,), "versus=9 is not a class of this model (0..3)"),
+    row("build-versus-without-contrast", f"build {M} -o {{new}}/e.onnx --versus 2", (1,),
+        "add contrast='versus' (--contrast versus)"),
     row("build-layer-unknown", f"build {M} -o {{new}}/e.onnx --layer nope", (1,), "'nope'"),
     row("build-layer-with-gradient", f"build {M} -o {{new}}/e.onnx --method gradient --layer r",
         (1,), "layer= picks the split tensor"),
@@ -155,6 +168,8 @@ ROWS = [
     row("npy-batch-size-0", f"explain {M} {{w}}/x.npy --batch-size 0", (2,),
         "argument --batch-size: must be at least 1, got 0"),
     row("npy-unknown-method", f"explain {M} {{w}}/x.npy --method nope", (2,), "invalid choice"),
+    row("npy-versus-without-contrast", f"explain {M} {{w}}/x.npy --versus 1", (1,),
+        "add contrast='versus'"),
     row("npy-model-is-folder", "explain {w}/folder.onnx {w}/x.npy", (1,), "is a directory"),
     row("npy-target-range", f"explain {M} {{w}}/x.npy --target 7", (1,),
         "target 7 is out of range"),
@@ -193,6 +208,10 @@ ROWS = [
         "'many' is not a whole number"),
     row("photos-unknown-method", f"explain {M} {P} --method nope -o {{new}}", (2,),
         "invalid choice"),
+    row("photos-contrast-unknown", f"explain {M} {P} --contrast nope -o {{new}}", (2,),
+        "argument --contrast: invalid choice: 'nope'"),
+    row("photos-versus-out-of-range", f"explain {M} {P} --contrast versus --versus 4 -o "
+        "{new}", (1,), "versus=4 is not a class of this model (0..3)"),
     row("photos-model-is-folder", f"explain {{w}}/folder.onnx {P} -o {{new}}", (1,),
         "is a directory"),
     row("photos-absurd-model", f"explain {{w}}/huge.onnx {P} -o {{new}}", (1,),
@@ -261,6 +280,11 @@ ROWS = [
         "argument --workers: must be at least 1, got 0"),
     row("audit-unknown-method", f"audit {M} --images {P} --methods nope --out {{new}}", (1,),
         "unknown method 'nope'"),
+    row("audit-contrast-unknown", f"audit {M} --images {P} --methods ae:contrast=nope "
+        "--out {new}", (1,), "contrast must be one of logit, softmax, margin, versus, dual",
+        **METHOD_FAILED),
+    row("audit-versus-without-contrast", f"audit {M} --images {P} --methods "
+        "lrp-zplus:versus=1 --out {new}", (1,), "add contrast='versus'", **METHOD_FAILED),
     row("audit-baselines", f"{AUDIT} --baselines grey --out {{new}}", (1,),
         "--baselines takes blur, zero or both"),
     row("audit-model-is-folder", f"audit {{w}}/folder.onnx --images {P} --out {{new}}", (1,),

@@ -49,7 +49,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     save_explainer(explainer, args.out)
     meta = {p.key: p.value for p in explainer.metadata_props}
     what = ", ".join(f"{k} {meta[f'aeq_onnx.{k}']}"
-                     for k in ("method", "split", "ratio", "precision")
+                     for k in ("method", "split", "ratio", "contrast", "versus", "precision")
                      if f"aeq_onnx.{k}" in meta)
     print(f"wrote {args.out} ({what}, {time.perf_counter() - start:.1f} s)")
     return 0
@@ -151,11 +151,10 @@ def _explain_images(args: argparse.Namespace) -> int:
         progress=_progress_bar, cuda_graph=args.cuda_graph,
         max_pixels=args.max_pixels or MAX_PIXELS, **_method_kwargs(args))  # type: ignore[arg-type]
     width = max([4, *(len(r.source) for r in report.results)])
-    names = max([5, *(len(f"{r.class_name} ({r.class_index})") for r in report.results)])
+    names = max([5, *(len(r.label) for r in report.results)])
     print(f"{'file':<{width}}  {'class':<{names}}  {'score':>7}  {'provider':<22}  time/image")
     for r in report.results:
-        label = f"{r.class_name} ({r.class_index})"
-        print(f"{r.source:<{width}}  {label:<{names}}  {r.score:>7.4f}  {r.provider:<22}  "
+        print(f"{r.source:<{width}}  {r.label:<{names}}  {r.score:>7.4f}  {r.provider:<22}  "
               f"{r.seconds * 1000:.1f} ms")
     _print_failures(report.failures)
     failed = f" ({len(report.failures)} failed)" if report.failures else ""

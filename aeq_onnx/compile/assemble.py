@@ -12,9 +12,10 @@ from aeq_onnx.ir.graph import Dim
 from aeq_onnx.ir.planning import Plan
 from aeq_onnx.rules.base import EmitContext
 
-#: Output names of the explainer contract (plus the optional ``split_gradient``).
+#: Output names of the explainer contract (plus the optional ``split_gradient`` and, for
+#: ``contrast="versus"``, ``versus_class``).
 OUTPUTS = ("logits", "target_class", "relevance", "initial_relevance")
-RESERVED = (*OUTPUTS, "target", "split_gradient")
+RESERVED = (*OUTPUTS, "target", "split_gradient", "versus_class")
 META_PREFIX = "aeq_onnx."
 
 
@@ -87,7 +88,8 @@ def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict
     graph = model.graph
     names = (*OUTPUTS, *extra_outputs)
     sources = {"logits": plan.logits, "target_class": None, "relevance": plan.input,
-               "initial_relevance": plan.split, "split_gradient": plan.split}
+               "initial_relevance": plan.split, "split_gradient": plan.split,
+               "versus_class": None}
     batch = ctx.view.shape(plan.input)[0]  # type: ignore[index]
     outputs = [
         helper.make_tensor_value_info(n, TensorProto.INT64, [batch]) if sources[n] is None

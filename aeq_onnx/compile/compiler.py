@@ -77,8 +77,9 @@ def compile_explainer(
     """Compile an ONNX classifier into its explainer model for ``method``: a name from
     :data:`~aeq_onnx.METHOD_NAMES` (default ``"ae"``, Attribution Equilibrium) with the
     method's parameters as keywords (``ratio`` and ``add_rule`` for AE, ``epsilon`` for
-    LRP-ε, ``steps``, ``baseline`` ("zero" or "blur") and ``blur_sigma`` (pixels) for
-    Integrated Gradients: :mod:`aeq_onnx.methods`), or a method object.
+    LRP-ε, ``contrast`` and ``versus`` for AE and LRP (docs/contrast.md), ``steps``,
+    ``baseline`` ("zero" or "blur") and ``blur_sigma`` (pixels) for Integrated Gradients:
+    :mod:`aeq_onnx.methods`), or a method object.
 
     ``layer`` names the split tensor of ae/gradcam (default: spec section 2), ``output`` the
     model output to explain (default: the only one), ``expose_gradient`` adds the
@@ -100,7 +101,7 @@ def compile_explainer(
         "split": plan.split, "input": plan.input, "version": __version__,
         "source_sha256": prepared.sha256,
     }
-    extra = ("split_gradient",) if expose_gradient else ()
+    extra = (*(("split_gradient",) if expose_gradient else ()), *chosen.extra_outputs())
     del prepared  # the context's view holds what the assembly needs
     explainer = assemble(ctx, plan, flows, metadata, extra, chosen.output_shapes(ctx, plan))
     try:

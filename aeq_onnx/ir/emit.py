@@ -7,6 +7,7 @@ Convolution geometry and the conv/convT nodes live in :mod:`aeq_onnx.ir.geometry
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,14 +21,20 @@ FLOAT = np.float32
 
 @dataclass
 class Emitter:
-    """Collects emitted nodes and initializers and hands out unique tensor names."""
+    """Collects emitted nodes and initializers and hands out unique tensor names.
+
+    ``reuse``: an array constant equal to one emitted before (same dtype, shape and bytes) is
+    that initializer again, not a copy (set by a method that emits a second relevance chain
+    over the same layers; off by default, so nothing is hashed)."""
 
     opset: int
     taken: set[str] = field(default_factory=set)
     prefix: str = "aeq"
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
+    reuse: bool = False
     _scalars: dict[tuple[str, float], str] = field(default_factory=dict)
+    _arrays: dict[tuple[str, tuple[int, ...], bytes], str] = field(default_factory=dict)
     _counter: int = 0
 
     def fresh(self, hint: str) -> str:
@@ -53,8 +60,14 @@ class Emitter:
         array = np.asarray(value)
         if array.dtype == np.float64:
             array = array.astype(FLOAT)
+        found = (array.dtype.str, array.shape, hashlib.sha256(array.tobytes()).digest()) \
+            if self.reuse else None
+        if found is not None and found in self._arrays:
+            return self._arrays[found]
         name = self.fresh(f"const_{hint}")
         self.initializers.append(numpy_helper.from_array(array, name))
+        if found is not None:
+            self._arrays[found] = name
         return name
 
     def ints(self, values: Sequence[int], hint: str = "ints") -> str:

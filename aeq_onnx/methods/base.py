@@ -175,6 +175,10 @@ class Method:
         """Emit the method's part of the explainer; its output tensors by contract name."""
         raise NotImplementedError
 
+    def extra_outputs(self) -> tuple[str, ...]:
+        """Outputs this method adds to the contract (e.g. ``versus_class``), none by default."""
+        return ()
+
     def output_shapes(self, ctx: EmitContext, plan: Plan) -> dict[str, list[Dim] | None]:
         """Declared shapes of the outputs that differ from AE's (``initial_relevance``)."""
         return {}

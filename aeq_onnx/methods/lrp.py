@@ -3,7 +3,9 @@ through the whole network.
 
 ``R = one_hot(t) · logits`` flows to the input through the relevance rules: the bounded z^B
 rule at the input layer, LRP-ε or LRP-z⁺ at every other Conv and dense layer
-(:mod:`aeq_onnx.rules.shared.lrp`), and the z-rule wherever two tensors join.
+(:mod:`aeq_onnx.rules.shared.lrp`), and the z-rule wherever two tensors join. ``contrast``
+starts from ``R = s · logits`` with another seed ``s = ∂J/∂y``
+(:mod:`aeq_onnx.methods.contrast`; default the target's one-hot).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import ClassVar
 from aeq_onnx.ir.graph import Dim
 from aeq_onnx.ir.planning import Plan
 from aeq_onnx.methods import chains
+from aeq_onnx.methods import contrast as seeding
 from aeq_onnx.methods.base import Method, Needs, Param, register_method
 from aeq_onnx.rules.base import EmitContext, JoinRule, LayerRule
 from aeq_onnx.rules.shared import lrp
@@ -24,17 +27,38 @@ class LRP(Method):
     """What LRP-ε and LRP-z⁺ share: all but the rule at a layer after the first."""
 
     facts: ClassVar[dict[str, str]] = {"input_rule": "zbox-sample-min-max", "add_rule": "z"}
+    contrast = seeding.CONTRAST
+    versus = seeding.VERSUS
+
+    def __init__(self, **values: object) -> None:
+        super().__init__(**values)
+        seeding.check(self)
 
     def needs(self, plan: Plan) -> Needs:
         return (("relevance", plan.body),)
 
+    def extra_outputs(self) -> tuple[str, ...]:
+        return seeding.extra_outputs(self)
+
+    def check_model(self, ctx: EmitContext, plan: Plan) -> None:
+        seeding.check_classes(self, ctx.view.static_dims(plan.logits)[0])
+
     def emit(self, ctx: EmitContext, plan: Plan) -> dict[str, str]:
-        """``R = one_hot(t) · logits`` propagated by the relevance rules to the input."""
+        """``R = s · logits`` (``s = one_hot(t)`` by default) propagated by the relevance rules
+        to the input; twice for the CLRP dual, combined by
+        :func:`~aeq_onnx.methods.contrast.clrp`."""
         chosen, one_hot = chains.seed(ctx, plan)
-        start = lrp.seed(ctx.em, plan.logits, one_hot)
-        relevance = chains.input_relevance(ctx, plan, (plan.logits, start))
+        starts, rels = [], []
+        seeds, extra = seeding.seeds(ctx.em, plan.logits, one_hot, self.contrast, self.versus,
+                                     ctx.view.static_dims(plan.logits)[0])
+        ctx.em.reuse = len(seeds) > 1  # the dual's chain reads the target's weight constants
+        for seed in seeds:
+            starts.append(lrp.seed(ctx.em, plan.logits, seed))
+            rels.append(chains.input_relevance(ctx, plan, (plan.logits, starts[-1])))
+        relevance = rels[0] if len(rels) == 1 else seeding.clrp(
+            ctx.em, rels[0], rels[1], ctx.view.rank(plan.input))
         return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
-                "initial_relevance": start}
+                "initial_relevance": starts[0], **extra}
 
     def output_shapes(self, ctx: EmitContext, plan: Plan) -> dict[str, list[Dim] | None]:
         return chains.logits_shape(ctx, plan)

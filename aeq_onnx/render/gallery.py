@@ -31,20 +31,22 @@ def write_gallery(out_dir: str | os.PathLike[str], results: Sequence[Any],
                   failures: Sequence[tuple[str, str]] = (), title: str = "aeq explanations",
                   note: str = "") -> Path:
     """Write ``out_dir/index.html`` listing ``results`` (objects with ``source``, ``class_name``,
-    ``class_index``, ``score``, ``logit``, ``png``, ``npy``, ``provider``, ``seconds``) and the
-    ``failures`` ``(path, message)``; returns its path (written whole or not at all)."""
+    ``class_index``, ``score``, ``logit``, ``png``, ``npy``, ``provider``, ``seconds`` and
+    optionally ``versus``, the compared class of a versus map) and the ``failures``
+    ``(path, message)``; returns its path (written whole or not at all)."""
     out = Path(out_dir)
     esc = html.escape
     rows, figures = [], []
     for r in results:
         png, npy = _link(out, r.png), _link(out, r.npy)
+        versus = f" vs {esc(r.versus)}" if getattr(r, "versus", "") else ""
         rows.append(f"<tr><td>{esc(str(r.source))}</td><td>{esc(r.class_name)} "
-                    f"({r.class_index})</td><td>{r.score:.4f}</td><td>{r.logit:.4f}</td>"
+                    f"({r.class_index}){versus}</td><td>{r.score:.4f}</td><td>{r.logit:.4f}</td>"
                     f"<td>{esc(r.provider)}</td><td>{r.seconds * 1000:.1f} ms</td>"
                     f"<td><a href=\"{png}\">png</a> <a href=\"{npy}\">npy</a></td></tr>")
         figures.append(f"<figure><a href=\"{png}\"><img src=\"{png}\" alt=\"{esc(r.class_name)}"
                        f"\"></a><figcaption>{esc(str(r.source))}: <b>{esc(r.class_name)}</b> "
-                       f"({r.class_index}), score {r.score:.4f} &middot; "
+                       f"({r.class_index}){versus}, score {r.score:.4f} &middot; "
                        f"<a href=\"{npy}\">relevance .npy</a></figcaption></figure>")
     failed = "".join(f"<li class=\"failed\">{esc(str(p))}: {esc(m)}</li>" for p, m in failures)
     text = (

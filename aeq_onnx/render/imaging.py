@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from aeq_onnx.errors import InputError
+from aeq_onnx.methods import contrast
 from aeq_onnx.render.gallery import write_gallery
 from aeq_onnx.render.heatmaps import (
     COLORMAP,
@@ -72,6 +73,13 @@ class ImageResult:
     seconds: float  # explainer time per image (its share of the batch)
     png: Path | None = None
     npy: Path | None = None
+    versus: str = ""  # contrast versus: the class K compared with, "name (index)"
+
+    @property
+    def label(self) -> str:
+        """``name (index)``, with `` vs name (index)`` for a versus map."""
+        return f"{self.class_name} ({self.class_index})" + (
+            f" vs {self.versus}" if self.versus else "")
 
 
 @dataclass
@@ -200,7 +208,8 @@ def explain_images(
     position = {str(path): i for i, path in enumerate(files)}
     report.results.sort(key=lambda r: (position[r.source], r.rank))
     if out_dir is not None:
-        report.gallery = write_gallery(out_dir, report.results, report.failures)
+        report.gallery = write_gallery(out_dir, report.results, report.failures,
+                                       note=contrast.described(explainer.metadata))
     return report
 
 
@@ -232,12 +241,14 @@ def _explain_batch(job: _Job, chunk: list[Path]) -> None:
             result = job.explainer.explain(batch, target=order[:, rank])
         took = (time.perf_counter() - t0) / len(batch)
         probs = _softmax(result.logits)
+        versus = contrast.versus_classes(job.explainer.metadata, result.logits, result.target)
         for i, path in enumerate(sources):
             if str(path) in failed:
                 continue
             cls = int(result.target[i])
             item = ImageResult(str(path), rank, cls, job.names[cls], float(probs[i, cls]),
-                               float(result.logits[i, cls]), result.provider, took)
+                               float(result.logits[i, cls]), result.provider, took,
+                               versus=contrast.versus_label(job.names, versus, i, cls))
             if job.report.out_dir is not None:
                 try:
                     _write_item(job, item, path, photos[i], result.relevance[i])
@@ -262,7 +273,7 @@ def _write_item(job: _Job, item: ImageResult, path: Path, photo: Any,
     try:
         with atomic_output(item.npy) as part, open(part, "wb") as handle:
             np.save(handle, relevance)
-        title = f"{path.name}: {item.class_name} ({item.class_index})  score {item.score:.3f}"
+        title = f"{path.name}: {item.label}  score {item.score:.3f}"
         with atomic_output(item.png) as part:
             save_png(panel(photo, relevance, title, job.spec.layout, job.percentile), part)
     except InputError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from zennit.types import Linear as AnyLinear
 
 #: Zennit's stabiliser for the rules other than ε: negligible in float64 (our rules are exact).
 TINY = 1e-30
+#: A contrast's seed on the logits: ``(logits [1, K], target [1]) -> s [1, K]``.
+SeedFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class ResCNN(nn.Module):
@@ -150,10 +153,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def zennit_lrp(model: nn.Module, x: np.ndarray, target: list[int] | None, rule: str,
-               epsilon: float) -> np.ndarray:
+               epsilon: float, seed: SeedFn | None = None) -> np.ndarray:
     """LRP by Zennit, one sample at a time in float64: ZBox (sample min/max) at the first
     layer, Epsilon(ε) or ZPlus at every other Conv/Linear, z-rule at Sum and AvgPool, Pass at
-    activations; relevance seeded with ``one_hot(t) · logits``."""
+    activations; relevance seeded with ``one_hot(t) · logits``, or ``s · logits`` where
+    ``s = seed(logits, t)`` (numpy ``[1, K]``, ``[1]``: a contrast's seed)."""
     net = fold_batchnorm(model).double().eval()
     if hasattr(net, "zennit_sum"):
         net.zennit_sum = True  # the join as Zennit's Sum module: its z-rule applies there
@@ -167,7 +171,11 @@ def zennit_lrp(model: nn.Module, x: np.ndarray, target: list[int] | None, rule: 
             layer_map=[*layer_map_base(TINY), (AnyLinear, hidden)],
             first_map=[(AnyLinear, ZBox(float(sample.min()), float(sample.max()),
                                         stabilizer=TINY))])
-        one_hot = torch.nn.functional.one_hot(ts[i : i + 1], net(sample).shape[1]).double()
+        with torch.no_grad():
+            logits = net(sample)
+        one_hot = torch.nn.functional.one_hot(ts[i : i + 1], logits.shape[1]).double()
+        if seed is not None:
+            one_hot = torch.from_numpy(seed(logits.numpy(), ts[i : i + 1].numpy())).double()
         with Gradient(net, composite) as attributor:
             _, relevance = attributor(sample, lambda logits, oh=one_hot: oh * logits)
         out.append(relevance.detach().numpy())

@@ -77,5 +77,6 @@ def zplus(em: Emitter, lin: LinearMap, x: str, r: str, bias_pos: str | None,
 
 
 def seed(em: Emitter, logits: str, one_hot: str) -> str:
-    """The relevance LRP starts from: ``R = one_hot(t) · logits`` (the target's logit)."""
+    """The relevance LRP starts from: ``R = s · logits``; ``s = one_hot(t)`` gives the target's
+    logit, another seed a contrast (:mod:`aeq_onnx.methods.contrast`)."""
     return em.op("Mul", [one_hot, logits], "lrp_seed")
