@@ -53,9 +53,25 @@ def test_explainer_file_runs_with_plain_onnxruntime(tmp_path: Path) -> None:
     batch = np.load(GOLDEN / "res_mini.npz")["input"]
     first = aeq_onnx.Explainer(GOLDEN / "res_mini.onnx", device="cpu")
     first.save(tmp_path / "e.onnx")
-    again = aeq_onnx.Explainer(tmp_path / "e.onnx", device="cpu", ratio=1.0)
+    with pytest.warns(UserWarning, match=r"ratio=1.0 ignored: the model is an explainer"):
+        again = aeq_onnx.Explainer(tmp_path / "e.onnx", device="cpu", ratio=1.0)
     assert again.metadata["ratio"] == "2"
     np.testing.assert_array_equal(first.explain(batch).relevance, again.explain(batch).relevance)
+
+
+def test_options_for_a_compiled_explainer_are_named_as_ignored(tmp_path: Path) -> None:
+    """A compiled explainer keeps its method and parameters: options that would change them
+    are named in one warning; none when nothing would change (the file's own method)."""
+    aeq_onnx.Explainer(GOLDEN / "res_mini.onnx", device="cpu", method="gradcam").save(
+        tmp_path / "g.onnx")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aeq_onnx.Explainer(tmp_path / "g.onnx", device="cpu")
+        aeq_onnx.Explainer(tmp_path / "g.onnx", device="cpu", method="gradcam")
+    with pytest.warns(UserWarning, match=r"method=ae, contrast=margin ignored") as caught:
+        aeq_onnx.Explainer(tmp_path / "g.onnx", device="cpu", method="ae", contrast="margin")
+    assert len(caught) == 1 and "method gradcam" in str(caught[0].message)
 
 
 def test_unsupported_ops_listed_together() -> None:
@@ -138,3 +154,15 @@ def test_softmax_head_explains_the_logits(op: str) -> None:
     b = aeq_onnx.Explainer(with_softmax, device="cpu").explain(x)
     np.testing.assert_allclose(a.logits, b.logits, rtol=1e-6)
     np.testing.assert_allclose(a.relevance, b.relevance, rtol=1e-6)
+
+
+def test_cli_names_options_it_ignores_for_an_explainer(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`aeq explain EXPLAINER.onnx x.npy --ratio 1.5` says on one line that --ratio is ignored."""
+    from aeq_onnx.cli import main
+    aeq_onnx.Explainer(GOLDEN / "res_mini.onnx", device="cpu").save(tmp_path / "e.onnx")
+    np.save(tmp_path / "x.npy", np.load(GOLDEN / "res_mini.npz")["input"][:1])
+    assert main(["explain", str(tmp_path / "e.onnx"), str(tmp_path / "x.npy"),
+                 "--ratio", "1.5"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "ignored" in line]
+    assert len(warned) == 1 and warned[0].startswith("aeq: warning: ratio=1.5 ignored"), warned

@@ -80,7 +80,7 @@ def method_args(parser: argparse.ArgumentParser) -> None:
     """The options that choose and tune the attribution method (build, explain, inspect): the
     method, each registered method's parameters (default None: the method's own default), the
     split layer, the output and the precision."""
-    parser.add_argument("--method", choices=METHOD_NAMES, default="ae",
+    parser.add_argument("--method", choices=METHOD_NAMES, default=None,
                         help="attribution method (default ae: Attribution Equilibrium)")
     for param in method_flags():
         parser.add_argument(param.flag, default=None, help=param.help, **_param_type(param))

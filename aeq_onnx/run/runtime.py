@@ -143,14 +143,34 @@ def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     proto = load_model(model, isolate=isolate).model
     if not is_explainer(proto):
         del proto  # compile from the source: one loaded copy of a big model, not two
+        if compile_kwargs.get("method") is None:
+            compile_kwargs["method"] = "ae"
         return compile_explainer(model, precision=precision or "fp32", isolate=isolate,
                                  **compile_kwargs), False
+    _warn_ignored(proto, compile_kwargs)
     if precision == FP16 and not is_float16(proto):
         return to_float16(proto), False
     if precision == "fp32" and is_float16(proto):
         raise MethodError("this explainer was built in fp16 and fp32 was asked: compile the "
                           "classifier again")
     return proto, True
+
+
+def _warn_ignored(proto: onnx.ModelProto, compile_kwargs: dict[str, Any]) -> None:
+    """Warn about compile options given with an already compiled explainer: its method and
+    parameters are fixed in the file, so they cannot apply (compile the classifier instead)."""
+    meta = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props
+            if p.key.startswith(META_PREFIX)}
+    method = compile_kwargs.get("method")
+    name = getattr(method, "name", method)
+    given = [f"method={name}"] if name is not None and name != meta.get("method") else []
+    given += [f"{key}={value}" for key, value in compile_kwargs.items()
+              if key not in ("method", "isolate") and value is not None]
+    if given:
+        built = ", ".join(f"{k} {v}" for k, v in sorted(meta.items())
+                          if k in ("method", "ratio", "contrast", "versus", "split"))
+        warnings.warn(f"{', '.join(given)} ignored: the model is an explainer already compiled "
+                      f"({built}); compile the classifier to change them", stacklevel=4)
 
 
 class Explainer:
@@ -172,7 +192,7 @@ class Explainer:
     """
 
     def __init__(self, model: str | os.PathLike[str] | bytes | onnx.ModelProto, *,
-                 method: str | Method = "ae", layer: str | None = None,
+                 method: str | Method | None = None, layer: str | None = None,
                  output: str | None = None, device: Device = "auto", threads: int | None = None,
                  io_binding: bool | None = None, precision: str | None = None,
                  cuda_graph: bool = False, isolate: bool | None = None,
