@@ -15,8 +15,11 @@ from aeq_onnx.errors import LayerError, UnsupportedModelError
 from aeq_onnx.ir.graph import GraphView
 
 SOFTMAX_OPS = ("Softmax", "LogSoftmax")
-POOL_OPS = ("MaxPool", "AveragePool")
-DENSE_OPS = ("Gemm", "MatMul")
+POOL_OPS = ("MaxPool", "AveragePool", "QLinearAveragePool")
+DENSE_OPS = ("Gemm", "MatMul", "QGemm", "QLinearMatMul", "MatMulInteger")
+CONV_OPS = ("Conv", "QLinearConv", "ConvInteger")
+#: Value-preserving in the float view (docs/deployed.md): the split steps over them to a pool.
+QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass(frozen=True)
@@ -87,16 +90,24 @@ def default_split(view: GraphView, logits: str) -> str:
     chain = [n for n in view.nodes if n.outputs and n.outputs[0].name in upstream]
     for node in reversed(chain):
         if _collapses_space(view, node):
-            split = node.inputs[0].name
-            producer = view.producer(split)
-            while producer is not None and producer.op in POOL_OPS:
-                split = producer.inputs[0].name
-                producer = view.producer(split)
-            return split
+            return _before_pools(view, node.inputs[0].name)
     for node in reversed(chain):
         if node.op in DENSE_OPS:
             return node.inputs[0].name
     raise UnsupportedModelError("no spatial stage and no dense layer: cannot pick a split tensor")
+
+
+def _before_pools(view: GraphView, split: str) -> str:
+    """Step back from ``split`` over window pools (spec 2), and over the QuantizeLinear /
+    DequantizeLinear pairs of a quantized graph where a pool lies behind them."""
+    while True:
+        name, producer = split, view.producer(split)
+        while producer is not None and producer.op in QUANTIZE_OPS:
+            name = producer.inputs[0].name
+            producer = view.producer(name)
+        if producer is None or producer.op not in POOL_OPS:
+            return split
+        split = producer.inputs[0].name
 
 
 def _downstream(view: GraphView, start: str) -> set[str]:
@@ -122,7 +133,7 @@ def _input_layers(view: GraphView, model_input: str, body: list[gs.Node]) -> fro
     counts = view.layer_counts(model_input)
     return frozenset(
         n.outputs[0].name for n in body
-        if n.op in ("Conv", *DENSE_OPS) and counts.get(n.inputs[0].name) == 0
+        if n.op in (*CONV_OPS, *DENSE_OPS) and counts.get(n.inputs[0].name) == 0
     )
 
 

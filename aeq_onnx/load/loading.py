@@ -1,4 +1,5 @@
-"""Load an ONNX model (path, bytes or proto): parse, version-gate, contain external data, check."""
+"""Load an ONNX model (path, bytes or proto): parse, version-gate, contain external data, sort,
+check."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from aeq_onnx.errors import ModelLoadError
-from aeq_onnx.load import protos, safety
+from aeq_onnx.load import order, protos, safety
 
 _LENGTH_DELIMITED = {
     FieldDescriptor.TYPE_STRING,
@@ -76,6 +77,7 @@ def load_model(source: Source, *, isolate: bool | None = None,
     safety.check_allocations(model, label)
     _load_external_data(model, path.parent if path is not None else None, label)
     _check_io(model, label)
+    order.sort_nodes(model, label)  # a graph valid but for its node order is sorted, not refused
     _check(model, label, isolate)
     safety.check_finite_weights(model, label)
     return LoadedModel(model=model, sha256=sha256, path=path)

@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.ir.emit import Emitter
+from aeq_onnx.ir.floatview import FloatView
 from aeq_onnx.ir.geometry import ConvGeometry
 from aeq_onnx.ir.graph import GraphView
 
@@ -46,13 +47,22 @@ class MethodHooks(Protocol):
 
 @dataclass
 class EmitContext:
-    """What a rule may use: the emitter, the graph view and the explanation method."""
+    """What a rule may use: the emitter, the graph view and the explanation method.
+
+    Every node the emitter writes reads the model through ``floats``, the float view of a
+    quantized or fp16 graph (:mod:`aeq_onnx.ir.floatview`): rules name the model's tensors as
+    they are and get their float32 values."""
 
     em: Emitter
     view: GraphView
     method: MethodHooks
     #: Conv nodes fed by the model input through constant-only ops (spec 4.3), by name.
     input_layers: set[str] = field(default_factory=set)
+    floats: FloatView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.floats = FloatView(self.view, self.em)
+        self.em.reader = self.floats.read
 
 
 class OpRule:

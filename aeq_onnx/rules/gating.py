@@ -17,14 +17,19 @@ from aeq_onnx.rules.base import EmitContext, Flows, single
 from aeq_onnx.rules.elementwise import MulRule, constant_operand_problem, same_shape
 from aeq_onnx.rules.registry import register
 
-GATE_OPS = frozenset({"Sigmoid", "HardSigmoid"})
+GATE_OPS = frozenset({"Sigmoid", "HardSigmoid", "QLinearSigmoid"})
+#: Value-preserving in the float view of a quantized or fp16 graph (docs/deployed.md).
+SEE_THROUGH_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
 
 
 def gate_indices(ctx: EmitContext, node: gs.Node) -> list[int]:
-    """The operands of ``node`` produced by Sigmoid or HardSigmoid."""
+    """The operands of ``node`` produced by Sigmoid or HardSigmoid (seen through the
+    quantizations and casts of a deployed graph)."""
     found = []
     for i, t in enumerate(node.inputs):
         producer = ctx.view.producer(t.name)
+        while producer is not None and producer.op in SEE_THROUGH_OPS:
+            producer = ctx.view.producer(producer.inputs[0].name)
         if producer is not None and producer.op in GATE_OPS:
             found.append(i)
     return found

@@ -1,5 +1,6 @@
 """Versions and op domains: refuse IR versions and opsets newer than the installed onnx and
-onnxruntime support, and ops outside the standard ONNX domain."""
+onnxruntime support, and ops outside the standard ONNX domain (save onnxruntime's known
+quantized ops, :data:`MICROSOFT_QUANTIZED_OPS`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,20 @@ from aeq_onnx.load.safety.walk import all_nodes
 
 #: Op domains accepted without ``allow_custom_domains``.
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+#: onnxruntime's own domain, accepted for the quantized ops its quantization tools write (and
+#: aeq_onnx has rules for: docs/deployed.md); any other op of that domain is refused.
+MICROSOFT = "com.microsoft"
+MICROSOFT_QUANTIZED_OPS = frozenset({
+    "QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool",
+    "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu",
+    "QuantizeLinear", "DequantizeLinear",  # the 16-bit Q/DQ its tools write below opset 21
+})
+
+
+def is_known_op(domain: str, op_type: str) -> bool:
+    """True for a standard op, or one of onnxruntime's quantized ops we know."""
+    return domain in STANDARD_DOMAINS or (domain == MICROSOFT
+                                          and op_type in MICROSOFT_QUANTIZED_OPS)
 
 
 @cache
@@ -66,10 +81,11 @@ def check_versions(model: onnx.ModelProto, label: str) -> None:
 
 
 def check_domains(model: onnx.ModelProto, label: str) -> None:
-    """Refuse nodes from op domains other than the standard ONNX one (listing them)."""
+    """Refuse nodes from op domains other than the standard ONNX one (listing them), save
+    :data:`MICROSOFT_QUANTIZED_OPS`."""
     custom: dict[str, set[str]] = {}
     for node in all_nodes(model):
-        if node.domain not in STANDARD_DOMAINS:
+        if not is_known_op(node.domain, node.op_type):
             custom.setdefault(node.domain, set()).add(node.op_type)
     for function in model.functions:
         if function.domain not in STANDARD_DOMAINS:
@@ -78,5 +94,6 @@ def check_domains(model: onnx.ModelProto, label: str) -> None:
         listed = "; ".join(f"{domain} ({', '.join(sorted(ops))})"
                            for domain, ops in sorted(custom.items()))
         raise CustomDomainError(
-            f"{label} uses custom op domain(s): {listed}; only standard ONNX ops are accepted "
+            f"{label} uses custom op domain(s): {listed}; only standard ONNX ops and onnxruntime's "
+            "quantized ops (docs/deployed.md) are accepted "
             "(load_model(..., allow_custom_domains=True) to load it anyway)")

@@ -1,0 +1,143 @@
+"""The float view of a deployed graph: what the explainer's gradient and relevance passes read
+for each tensor of an int8, fp16 or mixed-precision model (docs/deployed.md).
+
+The explainer's forward pass is the deployed graph itself, untouched, so its logits are the
+deployed model's. Everything the explainer adds reads the model through :meth:`FloatView.read`:
+
+- a float32 tensor: itself, except one onnxruntime fuses into an integer kernel (a
+  DequantizeLinear's output, or a float tensor that a QuantizeLinear reads): for those a
+  *fresh* DequantizeLinear of the integer tensor, so the forward's QDQ groups keep their single
+  consumers and onnxruntime still fuses them (the values are the same: the dequantized value
+  the deployed model computes);
+- an integer tensor that holds quantized values: a DequantizeLinear with the parameters it was
+  quantized with (:func:`aeq_onnx.ir.quant.params_of`); an integer model input (uint8 photos):
+  a Cast to float32;
+- a float16, bfloat16 or float64 tensor: a Cast to float32 (of a fresh Cast where a Cast
+  made it: onnxruntime drops a float32 -> float16 -> float32 pair of casts that nothing else
+  reads, and another reader would change the deployed model's logits);
+- a constant: itself when float32, else a float32 initializer holding its exact value (a
+  dequantized weight, an fp16 weight upcast);
+- graph inputs and outputs: read directly (nothing fuses across them).
+
+Each tensor is converted once (cached); conversions nothing uses are pruned at assembly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+from onnx import TensorProto
+
+from aeq_onnx.ir import quant
+from aeq_onnx.ir.emit import Emitter
+from aeq_onnx.ir.graph import GraphView
+
+FLOAT = TensorProto.FLOAT
+#: Integer accumulators (ConvInteger, MatMulInteger) read as float32.
+ACCUMULATING_OPS = frozenset({"ConvInteger", "MatMulInteger"})
+
+
+class FloatView:
+    """The float32 tensor the explainer reads for each tensor of the model."""
+
+    def __init__(self, view: GraphView, em: Emitter) -> None:
+        self.view = view
+        self.em = em
+        self.inputs = set(view.data_inputs())
+        self.boundary = self.inputs | set(view.outputs())
+        self._cache: dict[str, str] = {}
+        #: What rules computed once per compile (a QOperator weight's float32 constant).
+        self.memo: dict[str, str] = {}
+
+    def read(self, name: str) -> str:
+        """The float32 tensor to read for ``name`` (``name`` itself when it is one already,
+        or not a tensor of the model)."""
+        found = self._cache.get(name)
+        if found is None:
+            found = self._view(name) if name in self.view.tensors else name
+            self._cache[name] = found
+        return found
+
+    # -------------------------------------------------------------------- the cases
+    def _view(self, name: str) -> str:
+        view, elem = self.view, self.view.elem_type(name)
+        if view.is_constant(name):
+            if view.is_dequantized(name) or elem in quant.OTHER_FLOATS:
+                return self.em.const(view.constant(name), "float_view")
+            return name
+        if elem in quant.OTHER_FLOATS and name in self.boundary - self.inputs:
+            return self.as_float(self._apart(name), elem)  # the model's own rounded logits
+        if view.is_parameter(name) or name in self.boundary:
+            return self.as_float(name, elem)
+        producer = view.producer(name)
+        if producer is not None and producer.op == "DequantizeLinear":
+            fresh = self.em.op_raw("DequantizeLinear", [t.name for t in producer.inputs],
+                                   "dq_view", **_domain(producer), **producer.attrs)
+            return self.as_float(fresh, elem)
+        if producer is not None and producer.op == "Cast" and elem in quant.OTHER_FLOATS:
+            return self._recast(producer.inputs[0].name, elem)
+        if elem == FLOAT or elem in quant.OTHER_FLOATS:
+            quantizer = next((n for n in view.consumers(name) if n.op == "QuantizeLinear"), None)
+            if quantizer is not None:
+                return self.as_float(quantizer.outputs[0].name)
+        return self.as_float(name, elem)
+
+    def _apart(self, name: str) -> str:
+        """``name`` through a Reshape to its own shape (no copy in onnxruntime), so that a Cast
+        reading it is not merged with the model's own (see :meth:`_recast`)."""
+        same = self.em.ints([0] * self.view.rank(name), "same_shape")
+        return self.em.op_raw("Reshape", [name, same], "apart")
+
+    def _recast(self, source: str, elem: int) -> str:
+        """A Cast of ``source`` to ``elem`` of the explainer's own, read as float32.
+
+        onnxruntime on the CPU drops a float32 -> float16 -> float32 pair of casts (the values
+        skip that rounding); a reader of the model's own Cast, or of an identical Cast (merged
+        as a common subexpression), would keep the pair and change the deployed model's
+        logits, and a Cast to float32 straight after the model's last Cast would be dropped
+        with it (the explainer's logits would skip the rounding the model's have). The
+        Reshapes of :meth:`_apart` keep ours apart."""
+        fresh = self.em.op_raw("Cast", [self._apart(self.read(source))], "recast", to=elem)
+        return self.as_float(fresh, elem)
+
+    def as_float(self, name: str, elem: int | None = None) -> str:
+        """``name`` read directly as float32: itself, a Cast, or a DequantizeLinear with the
+        parameters it was quantized with."""
+        elem = self.view.elem_type(name) if elem is None else elem
+        if elem in (FLOAT, TensorProto.UNDEFINED):
+            return name
+        if elem in quant.OTHER_FLOATS:
+            return self.em.op_raw("Cast", [name], "cast_view", to=FLOAT)
+        params = quant.params_of(self.view, name) if elem in quant.QUANTIZED_TYPES else None
+        if params is not None:
+            fresh = self.em.op_raw("DequantizeLinear", params.inputs(name), "dq_view",
+                                   **params.dequantize_attrs())
+            return self.as_float(fresh, self.view.elem_type(params.scale))
+        producer = self.view.producer(name)
+        integer_input = name in self.inputs and elem in quant.QUANTIZED_TYPES
+        if integer_input or (producer is not None and producer.op in ACCUMULATING_OPS):
+            return self.em.op_raw("Cast", [name], "cast_view", to=FLOAT)
+        return name  # indices, shapes, masks: not values
+
+    # -------------------------------------------------------------------- aliases
+    def constant(self, value: np.ndarray, hint: str) -> str:
+        """A float32 constant made for a rule (a QOperator node's dequantized weight),
+        registered in the view so rules can read it as a constant."""
+        array = np.asarray(value, np.float32)
+        name = self.em.const(array, hint)
+        self.view.register(gs.Constant(name, array))
+        self._cache[name] = name
+        return name
+
+    def variable(self, name: str, like: str) -> str:
+        """Register an emitted float32 tensor shaped like ``like`` in the view (so rules can
+        ask its shape) and return its name."""
+        shape = self.view.shape(like)
+        self.view.register(gs.Variable(name, np.float32, None if shape is None else list(shape)))
+        self._cache[name] = name
+        return name
+
+
+def _domain(node: gs.Node) -> dict[str, str]:
+    """``domain=`` for a node of a non-default domain (com.microsoft's 16-bit Q/DQ)."""
+    return {"domain": node.domain} if node.domain not in ("", "ai.onnx", None) else {}
