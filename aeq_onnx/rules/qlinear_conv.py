@@ -13,7 +13,8 @@ from aeq_onnx.rules.registry import register
 @register("QLinearConv", since=10)
 class QLinearConvRule(Delegating):
     """``y = Q(conv(DQ(x), DQ(w)) + b)``: Conv's VJP and relevance with ``DQ(x)``, ``DQ(w)``
-    (per output channel) and ``b · x_scale · w_scale``; ``dX`` masked where y saturates."""
+    (per output channel) and ``b · x_scale · w_scale``; straight-through at the output's
+    quantization (:func:`~aeq_onnx.rules.quantized.through_quantization`)."""
 
     float_op = "Conv"
     data_inputs = (0,)

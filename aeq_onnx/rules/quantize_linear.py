@@ -1,7 +1,9 @@
-"""QuantizeLinear: in the float view (docs/deployed.md) the identity with saturation. Its output
+"""QuantizeLinear: in the float view (docs/deployed.md) the identity up to rounding. Its output
 is read dequantized, so relevance passes through (spec 4.5, as for Clip); the VJP is
-straight-through: rounding is the identity, saturation stops the gradient as a Clip's bounds
-do, ``dX = g · 1[qmin < q < qmax]``."""
+straight-through (rounding and saturation are the identity), except where the quantized range
+starts at zero (zero point = the type's minimum): that quantization stands for the ReLU that
+onnxruntime's quantizer removed before it, and values at zero get no gradient, as behind the
+ReLU: ``dX = g · 1[q > qmin]``."""
 
 from __future__ import annotations
 
@@ -14,11 +16,11 @@ from aeq_onnx.rules.registry import register
 
 @register("QuantizeLinear", since=10)
 class QuantizeLinearRule(OpRule):
-    """``q = saturate(round(x / scale) + zero_point)``: ``dX = g · 1[qmin < q < qmax]``,
-    relevance passes through."""
+    """``q = saturate(round(x / scale) + zero_point)``: ``dX = g`` (``g · 1[q > qmin]`` for a
+    range that starts at zero), relevance passes through."""
 
     data_inputs = (0,)
-    vjp_name = "straight-through: g·1[qmin<q<qmax]"
+    vjp_name = "straight-through: g (·1[q>qmin] for a range from 0)"
     relevance_name = "pass-through (4.5)"
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:

@@ -1,6 +1,6 @@
-"""What the rules of quantized ops share: the straight-through VJP of a quantization (rounding is
-the identity; saturation stops the gradient, as a Clip's does), and QOperator nodes read as
-their float counterpart over the float view (docs/deployed.md).
+"""What the rules of quantized ops share: the straight-through VJP of a quantization (rounding and
+saturation are the identity, save for the ReLU a range from zero stands for), and QOperator
+nodes read as their float counterpart over the float view (docs/deployed.md).
 
 A QOperator node (QLinearConv, QGemm, QLinearAdd ...) is, in the float view, its float op on
 dequantized operands followed by a quantization of the output: its rule builds that float
@@ -24,26 +24,39 @@ from aeq_onnx.rules import registry
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
 
 
-def saturation_mask(ctx: EmitContext, q: str) -> str | None:
-    """``1[qmin < q < qmax]`` as float32 for a quantized tensor ``q`` (None for int4 types,
-    whose comparisons onnxruntime lacks)."""
+def zero_mask(ctx: EmitContext, q: str) -> str | None:
+    """``1[q > qmin]`` as float32 where ``q``'s range starts at zero (zero point = the type's
+    minimum: a quantization that replaces a ReLU, which onnxruntime's quantizer removes
+    before such a QuantizeLinear), 1 elsewhere; None when no element has such a range (or the
+    zero point is not a constant, or the type is int4, whose comparisons onnxruntime lacks)."""
     elem = ctx.view.elem_type(q)
-    if elem not in quant.QUANTIZED_TYPES or elem in (quant.TensorProto.INT4,
-                                                     quant.TensorProto.UINT4):
+    params = quant.params_of(ctx.view, q)
+    if elem not in quant.QUANTIZED_TYPES - {quant.TensorProto.INT4, quant.TensorProto.UINT4}:
         return None
-    low, high = quant.integer_range(elem)
-    dtype = helper.tensor_dtype_to_np_dtype(elem)
+    low = quant.integer_range(elem)[0]
+    zero = None if params is None else params.zero_point
+    if zero is not None and not ctx.view.is_constant(zero):
+        return None
+    at_min = np.asarray(low == 0) if zero is None else ctx.view.constant(zero) == low
+    if not at_min.any():
+        return None
     em = ctx.em
-    inside = em.op_raw("And", [
-        em.op_raw("Greater", [q, em.const(np.array(low, dtype), "qmin")], "above_qmin"),
-        em.op_raw("Less", [q, em.const(np.array(high, dtype), "qmax")], "below_qmax")],
-        "unsaturated")
-    return em.op_raw("Cast", [inside], "unsaturated_mask", to=quant.TensorProto.FLOAT)
+    dtype = helper.tensor_dtype_to_np_dtype(elem)
+    above = em.op_raw("Greater", [q, em.const(np.array(low, dtype), "qmin")], "above_zero")
+    if not at_min.all():  # per channel: only the channels whose range starts at zero
+        axis = params.axis % ctx.view.rank(q) if params is not None else 1
+        shape = [1] * ctx.view.rank(q)
+        shape[axis] = -1
+        other = em.const((~at_min).reshape(shape), "other_channels")
+        above = em.op_raw("Or", [above, other], "above_zero_or_other")
+    return em.op_raw("Cast", [above], "above_zero_mask", to=quant.TensorProto.FLOAT)
 
 
 def through_quantization(ctx: EmitContext, q: str, g: str) -> str:
-    """The straight-through VJP at a quantized output ``q``: ``g · 1[qmin < q < qmax]``."""
-    mask = saturation_mask(ctx, q)
+    """The straight-through VJP at a quantized output ``q``: ``g`` (rounding and saturation
+    are the identity), times ``1[q > qmin]`` where q's range starts at zero (see
+    :func:`zero_mask`: the ReLU such a quantization stands for)."""
+    mask = zero_mask(ctx, q)
     return g if mask is None else ctx.em.op("Mul", [g, mask], "ste_vjp")
 
 
