@@ -12,6 +12,7 @@ from aeq_onnx.compile.assemble import free_reserved_names
 from aeq_onnx.converters import canonicalize_owned
 from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.ir.planning import Plan, find_logits, make_plan, resolve_layer
+from aeq_onnx.ir.traits import Traits
 from aeq_onnx.load import protos
 from aeq_onnx.load.loading import LoadedModel, Source, load_model
 from aeq_onnx.rules import registry
@@ -19,8 +20,8 @@ from aeq_onnx.rules import registry
 
 @dataclass
 class Prepared:
-    """A canonical model's graph view (rule-aware data edges), its plan and the sha256 of the
-    source model."""
+    """A canonical model's graph view (rule-aware data edges and traits), its plan and the
+    sha256 of the source model."""
 
     view: GraphView
     plan: Plan
@@ -40,6 +41,11 @@ def rule_data_edges(view: GraphView) -> Callable[[gs.Node], list[int]]:
     return edges
 
 
+def rule_traits(view: GraphView) -> Traits:
+    """A node's traits according to its rule (:func:`aeq_onnx.rules.registry.node_traits`)."""
+    return lambda node: registry.node_traits(view, node)
+
+
 def prepare(model: Source | LoadedModel, *, layer: str | None = None,
             output: str | None = None, at_logits: bool = False,
             isolate: bool | None = None) -> Prepared:
@@ -50,12 +56,14 @@ def prepare(model: Source | LoadedModel, *, layer: str | None = None,
     there, and a plain forward model). ``output``: the model output to explain (default: the
     only one). ``isolate``: see :func:`~aeq_onnx.load.load_model`. The weights are held at most
     twice while this runs."""
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, isolate=isolate)
+    loaded = model if isinstance(model, LoadedModel) else load_model(
+        model, isolate=isolate, accepted_ops=registry.custom_ops())
     sha256, box = loaded.sha256, [loaded.model]
     original = protos.skeleton(loaded.model) if layer is not None else None
     del loaded  # canonicalize_owned frees each pass's input: no third copy of the weights
     view = GraphView(free_reserved_names(canonicalize_owned(box)))
     view.data_edges = rule_data_edges(view)
+    view.traits = rule_traits(view)
     split = None if original is None or layer is None else resolve_layer(original, view, layer)
     if at_logits:
         split = find_logits(view, output)

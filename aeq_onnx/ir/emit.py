@@ -22,10 +22,11 @@ FLOAT = np.float32
 class Emitter:
     """Collects emitted nodes and initializers and hands out unique tensor names.
 
-    ``reader`` (set by the compiler: :meth:`aeq_onnx.ir.floatview.FloatView.read`) maps every
-    input name of an emitted node to the tensor the explainer reads for it: a tensor of the
-    model becomes its float32 view (a fresh DequantizeLinear or Cast for a quantized, fp16 or
-    integer tensor; itself in a float32 model), an emitted tensor stays itself.
+    ``reader`` (set by the compiler: :meth:`aeq_onnx.rules.shared.floatview.FloatView.read`)
+    maps every input name of an emitted node to the tensor the explainer reads for it: a
+    tensor of the model becomes its float32 view (a fresh DequantizeLinear or Cast for a
+    quantized, fp16 or integer tensor; itself in a float32 model), an emitted tensor stays
+    itself.
     """
 
     opset: int

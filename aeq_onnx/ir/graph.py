@@ -15,37 +15,37 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from aeq_onnx.errors import UnsupportedModelError
 from aeq_onnx.ir import quant
+from aeq_onnx.ir.traits import (
+    DEQUANTIZE,
+    LINEAR,
+    NONNEG_OUTPUT,
+    RUNTIME_PARAMETERS,
+    SIGN_KEEPING,
+    Traits,
+    no_traits,
+)
 
 Dim = int | str | None
 #: Constants this large are read from their TensorProto on each use, never cached as numpy.
 UNCACHED_BYTES = 1 << 20
-#: Ops that count as a layer when telling a residual shortcut from its branch (spec 4.7).
-LINEAR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv",
-                        "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm"})
-#: Ops whose output is never negative, and ops that keep every input's sign (value ranges).
-NONNEG_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softplus", "Abs", "QLinearSigmoid"})
-SIGN_KEEPING_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-                              "Flatten", "Reshape", "Concat", "Identity", "Dropout",
-                              "Transpose", "Squeeze", "Unsqueeze", "ReduceMean", "ReduceMax",
-                              "QuantizeLinear", "DequantizeLinear", "Cast",
-                              "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat"})
-#: Outputs of these ops (by index) are quantization parameters computed at run time.
-PARAMETER_OUTPUTS = {"DynamicQuantizeLinear": (1, 2)}
 
 
 class GraphView:
     """Producers, consumers, topological order, static shapes and constants of one model.
 
-    A DequantizeLinear of constants (a quantized weight) counts as a constant whose value is
-    the exact dequantized float32 array; float16/bfloat16 constants read as float32; run-time
-    quantization parameters (a DynamicQuantizeLinear's scale and zero point, and what is
-    computed from them alone) are neither constants nor data (docs/deployed.md).
+    Once the compiler sets :attr:`traits`: the output of a ``dequantize`` node over constants
+    (a quantized weight) counts as a constant whose value is the exact dequantized float32
+    array; float16/bfloat16 constants read as float32; run-time quantization parameters (the
+    scale and zero point a ``runtime_parameters`` node computes, and what is computed from them
+    alone) are neither constants nor data (docs/deployed.md).
     """
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
         #: Which inputs of a node carry data (set by the compiler from the rules).
         self.data_edges: Callable[[gs.Node], list[int]] = self.variable_inputs
+        #: A node's traits (:mod:`aeq_onnx.ir.traits`; set by the compiler from the rules).
+        self._traits: Traits = no_traits
         self.graph = gs.import_onnx(model)
         self.graph.toposort()
         self.opset = next(
@@ -67,18 +67,28 @@ class GraphView:
         self._elem_types.update({t.name: t.data_type for t in model.graph.initializer})
         self._dequantized: dict[str, gs.Node] = {}
         self._parameters: set[str] = set()
+
+    @property
+    def traits(self) -> Traits:
+        """A node's traits (:mod:`aeq_onnx.ir.traits`; set by the compiler from the rules)."""
+        return self._traits
+
+    @traits.setter
+    def traits(self, traits: Traits) -> None:
+        self._traits = traits
         self._derive()
 
     def _derive(self) -> None:
         """Find the dequantized weights and the run-time quantization parameters."""
+        self._dequantized, self._parameters = {}, set()
         for node in self.nodes:
             names = [t.name for t in node.inputs if t.name]
-            if node.op == "DequantizeLinear" and names and all(
+            traits = self._traits(node)
+            if DEQUANTIZE in traits and names and all(
                     isinstance(self.tensors.get(n), gs.Constant) for n in names):
                 self._dequantized[node.outputs[0].name] = node
-            elif node.op in PARAMETER_OUTPUTS:
-                self._parameters.update(node.outputs[i].name for i in PARAMETER_OUTPUTS[node.op]
-                                        if i < len(node.outputs))
+            elif RUNTIME_PARAMETERS in traits:
+                self._parameters.update(t.name for t in node.outputs[1:] if t.name)
             elif names and any(n in self._parameters for n in names) and all(
                     n in self._parameters or self.is_constant(n) for n in names):
                 self._parameters.update(t.name for t in node.outputs)
@@ -207,8 +217,8 @@ class GraphView:
         return seen
 
     def layer_counts(self, start: str, longest: bool = False) -> dict[str, int]:
-        """For every tensor downstream of ``start``: the fewest (or most) LINEAR_OPS on a path
-        from it."""
+        """For every tensor downstream of ``start``: the fewest (or most) ``linear`` nodes on a
+        path from it."""
         pick = max if longest else min
         counts = {start: 0}
         begin = self.producer(start)
@@ -218,7 +228,7 @@ class GraphView:
             reached = [counts[n] for n in names if n in counts]
             if not reached:
                 continue
-            value = pick(reached) + (1 if node.op in LINEAR_OPS else 0)
+            value = pick(reached) + (1 if LINEAR in self.traits(node) else 0)
             for t in node.outputs:
                 counts[t.name] = value
         return counts
@@ -238,16 +248,15 @@ class GraphView:
         return max(common, key=lambda n: (order(n), n))
 
     def is_nonnegative(self, name: str, depth: int = 8) -> bool:
-        """True when ``name`` can never hold a negative value (a ReLU output, a pool of one...)."""
+        """True when ``name`` can never hold a negative value (a ReLU output, a pool of one...):
+        its producer has the ``nonneg_output`` trait, or ``sign_keeping`` and only such inputs."""
         node = self.producer(name)
         if node is None or depth == 0:
             return False
-        if node.op in NONNEG_OPS:
+        traits = self.traits(node)
+        if NONNEG_OUTPUT in traits:
             return True
-        if node.op == "Clip":
-            low = node.inputs[1].name if len(node.inputs) > 1 else ""
-            return bool(low) and self.is_constant(low) and float(self.constant(low)) >= 0
-        if node.op in SIGN_KEEPING_OPS:
+        if SIGN_KEEPING in traits:
             data = [node.inputs[i].name for i in self.data_edges(node)]
             return bool(data) and all(self.is_nonnegative(d, depth - 1) for d in data)
         return False

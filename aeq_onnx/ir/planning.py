@@ -11,15 +11,10 @@ from dataclasses import dataclass
 import onnx
 import onnx_graphsurgeon as gs
 
+from aeq_onnx.converters.strip_identity import PASS_THROUGH_OPS
 from aeq_onnx.errors import LayerError, UnsupportedModelError
 from aeq_onnx.ir.graph import GraphView
-
-SOFTMAX_OPS = ("Softmax", "LogSoftmax")
-POOL_OPS = ("MaxPool", "AveragePool", "QLinearAveragePool")
-DENSE_OPS = ("Gemm", "MatMul", "QGemm", "QLinearMatMul", "MatMulInteger")
-CONV_OPS = ("Conv", "QLinearConv", "ConvInteger")
-#: Value-preserving in the float view (docs/deployed.md): the split steps over them to a pool.
-QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear")
+from aeq_onnx.ir.traits import DENSE, LINEAR, QUANTIZATION, SOFTMAX, WINDOW_POOL
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,9 @@ def find_logits(view: GraphView, output: str | None = None) -> str:
     elif output not in outputs:
         raise LayerError(f"'{output}' is not an output of the model ({', '.join(outputs)})")
     node = view.producer(output)
-    logits = node.inputs[0].name if node is not None and node.op in SOFTMAX_OPS else output
+    logits = output
+    if node is not None and SOFTMAX in view.traits(node):
+        logits = node.inputs[0].name
     shape = view.shape(logits)
     if shape is None or len(shape) != 2 or not isinstance(shape[1], int):
         raise UnsupportedModelError(
@@ -92,20 +89,20 @@ def default_split(view: GraphView, logits: str) -> str:
         if _collapses_space(view, node):
             return _before_pools(view, node.inputs[0].name)
     for node in reversed(chain):
-        if node.op in DENSE_OPS:
+        if DENSE in view.traits(node):
             return node.inputs[0].name
     raise UnsupportedModelError("no spatial stage and no dense layer: cannot pick a split tensor")
 
 
 def _before_pools(view: GraphView, split: str) -> str:
-    """Step back from ``split`` over window pools (spec 2), and over the QuantizeLinear /
-    DequantizeLinear pairs of a quantized graph where a pool lies behind them."""
+    """Step back from ``split`` over window pools (spec 2), and over the quantizations of a
+    quantized graph (QuantizeLinear / DequantizeLinear pairs) where a pool lies behind them."""
     while True:
         name, producer = split, view.producer(split)
-        while producer is not None and producer.op in QUANTIZE_OPS:
+        while producer is not None and QUANTIZATION in view.traits(producer):
             name = producer.inputs[0].name
             producer = view.producer(name)
-        if producer is None or producer.op not in POOL_OPS:
+        if producer is None or WINDOW_POOL not in view.traits(producer):
             return split
         split = producer.inputs[0].name
 
@@ -128,12 +125,12 @@ def _chain(view: GraphView, source: str, sink: str) -> tuple[list[gs.Node], set[
 
 
 def _input_layers(view: GraphView, model_input: str, body: list[gs.Node]) -> frozenset[str]:
-    """Conv, Gemm and MatMul nodes (by output name) with no Conv/Gemm/MatMul between them and
-    the input (AE's dense rule does not depend on it; LRP gives a dense one the z^B rule)."""
+    """``linear`` nodes (by output name) with no ``linear`` node between them and the input
+    (AE's dense rule does not depend on it; LRP gives a dense one the z^B rule)."""
     counts = view.layer_counts(model_input)
     return frozenset(
         n.outputs[0].name for n in body
-        if n.op in (*CONV_OPS, *DENSE_OPS) and counts.get(n.inputs[0].name) == 0
+        if LINEAR in view.traits(n) and counts.get(n.inputs[0].name) == 0
     )
 
 
@@ -145,8 +142,8 @@ def resolve_layer(original: onnx.ModelProto, view: GraphView, layer: str) -> str
     """
     writers = {o: n for n in original.graph.node for o in n.output}
     name = layer
-    while name not in view.tensors and name in writers and writers[name].op_type in (
-            "Identity", "Dropout"):
+    while (name not in view.tensors and name in writers
+           and writers[name].op_type in PASS_THROUGH_OPS):
         name = writers[name].input[0]
     if name in view.tensors:
         return name

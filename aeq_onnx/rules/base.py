@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.ir.emit import Emitter
-from aeq_onnx.ir.floatview import FloatView
 from aeq_onnx.ir.geometry import ConvGeometry
 from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.rules.shared.floatview import FloatView
 
 #: Map from a node's input index to the tensor carrying the gradient or relevance there.
 Flows = dict[int, str]
@@ -50,8 +50,8 @@ class EmitContext:
     """What a rule may use: the emitter, the graph view and the explanation method.
 
     Every node the emitter writes reads the model through ``floats``, the float view of a
-    quantized or fp16 graph (:mod:`aeq_onnx.ir.floatview`): rules name the model's tensors as
-    they are and get their float32 values."""
+    quantized or fp16 graph (:mod:`aeq_onnx.rules.shared.floatview`): rules name the model's
+    tensors as they are and get their float32 values."""
 
     em: Emitter
     view: GraphView
@@ -65,14 +65,31 @@ class EmitContext:
         self.em.reader = self.floats.read
 
 
-class OpRule:
+class OpTraits:
+    """What the graph questions know of an op: ``traits``, names from
+    :data:`aeq_onnx.ir.traits.TRAITS` (``linear``, ``dense``, ``window_pool``, ``softmax``,
+    ``nonneg_output``, ``sign_keeping``, ``gate``), checked when the class is registered."""
+
+    traits: ClassVar[frozenset[str]] = frozenset()
+
+    def node_traits(self, view: GraphView, node: gs.Node) -> frozenset[str]:
+        """The traits of this node: the class's, unless a rule refines them per node (Clip is
+        ``nonneg_output`` when its min is a constant >= 0)."""
+        return self.traits
+
+
+class OpRule(OpTraits):
     """How one op type propagates. Subclasses override what they support.
 
     ``data_inputs`` lists the inputs that carry data (None: every non-constant input); shape
     inputs of Reshape, pads of Pad, etc. are not data and never receive a gradient.
+    ``traits`` (:class:`OpTraits`) tell the graph questions what the op is.
     """
 
     data_inputs: tuple[int, ...] | None = None
+    #: Custom op domains the op is also accepted from (onnxruntime's ``com.microsoft`` for
+    #: its quantized ops; docs/deployed.md): any other custom-domain op is refused at load.
+    domains: frozenset[str] = frozenset()
     #: Short name of the relevance rule, for ``aeq inspect`` and docs/ops.md.
     relevance_name = "unsupported"
     vjp_name = "unsupported"

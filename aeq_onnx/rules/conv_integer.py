@@ -6,13 +6,15 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import IntegerDelegating, StandIn, integer_units, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import IntegerDelegating, StandIn, integer_units, stand_in
 
 
 @register("ConvInteger", since=10)
 class ConvIntegerRule(IntegerDelegating):
     """``y = conv(x - x_zp, w - w_zp)``: Conv's rules; ``dX`` per unit of x's float view."""
+
+    traits = frozenset({"linear"})
 
     float_op = "Conv"
     data_inputs = (0,)

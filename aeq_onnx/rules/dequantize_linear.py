@@ -14,6 +14,9 @@ from aeq_onnx.rules.registry import register
 class DequantizeLinearRule(OpRule):
     """``y = (q - zero_point) · scale``, the float view of q itself: ``dX = g``, ``R_in = R``."""
 
+    traits = frozenset({"quantization", "dequantize", "sign_keeping"})
+    domains = frozenset({"com.microsoft"})
+
     data_inputs = (0,)
     vjp_name = "identity (q is read as y)"
     relevance_name = "pass-through (4.5)"

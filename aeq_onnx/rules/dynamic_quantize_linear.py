@@ -15,6 +15,8 @@ from aeq_onnx.rules.registry import register
 class DynamicQuantizeLinearRule(OpRule):
     """``(y, scale, zp) = DynamicQuantizeLinear(x)``: ``dX = g_y``, ``R_in = R_y``."""
 
+    traits = frozenset({"runtime_parameters"})
+
     data_inputs = (0,)
     vjp_name = "straight-through: g"
     relevance_name = "pass-through (4.5)"

@@ -6,14 +6,16 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import IntegerDelegating, StandIn, integer_units, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import IntegerDelegating, StandIn, integer_units, stand_in
 
 
 @register("MatMulInteger", since=10)
 class MatMulIntegerRule(IntegerDelegating):
     """``y = (a - a_zp) @ (b - b_zp)`` with a constant b: MatMul's rules; ``dA`` per unit of
     a's float view."""
+
+    traits = frozenset({"linear", "dense"})
 
     float_op = "MatMul"
     data_inputs = (0,)

@@ -6,14 +6,24 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import Delegating, StandIn, activation, bias, dequantized, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import (
+    Delegating,
+    StandIn,
+    activation,
+    bias,
+    dequantized,
+    stand_in,
+)
 
 
 @register("QGemm")
 class QGemmRule(Delegating):
     """``y = alpha · DQ(A) @ DQ(B)' + C · a_scale · b_scale``, quantized when ``y_scale`` is
     given: Gemm's rules with B dequantized per output channel."""
+
+    traits = frozenset({"linear", "dense"})
+    domains = frozenset({"com.microsoft"})
 
     float_op = "Gemm"
     data_inputs = (0,)

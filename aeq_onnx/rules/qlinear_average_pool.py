@@ -7,13 +7,16 @@ import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
 from aeq_onnx.rules.qlinear_global_average_pool import QLinearGlobalAveragePoolRule
-from aeq_onnx.rules.quantized import StandIn, activation, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import StandIn, activation, stand_in
 
 
 @register("QLinearAveragePool")
 class QLinearAveragePoolRule(QLinearGlobalAveragePoolRule):
     """``Y = Q(avgpool(DQ(X)))``: AveragePool's VJP and z-rule, same window attributes."""
+
+    traits = frozenset({"window_pool", "sign_keeping"})
+    domains = frozenset({"com.microsoft"})
 
     float_op = "AveragePool"
     vjp_name = "depthwise ConvTranspose of g/divisor, straight-through at Q"

@@ -6,13 +6,16 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import Delegating, StandIn, activation, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import Delegating, StandIn, activation, stand_in
 
 
 @register("QLinearConcat")
 class QLinearConcatRule(Delegating):
     """``Y = Q(concat(DQ(X1), DQ(X2), ...))``: split back along the axis."""
+
+    traits = frozenset({"sign_keeping"})
+    domains = frozenset({"com.microsoft"})
 
     float_op = "Concat"
     vjp_name = "split along the axis, straight-through at Q"

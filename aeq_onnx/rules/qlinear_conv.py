@@ -6,15 +6,24 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import Delegating, StandIn, activation, bias, dequantized, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import (
+    Delegating,
+    StandIn,
+    activation,
+    bias,
+    dequantized,
+    stand_in,
+)
 
 
 @register("QLinearConv", since=10)
 class QLinearConvRule(Delegating):
     """``y = Q(conv(DQ(x), DQ(w)) + b)``: Conv's VJP and relevance with ``DQ(x)``, ``DQ(w)``
     (per output channel) and ``b · x_scale · w_scale``; straight-through at the output's
-    quantization (:func:`~aeq_onnx.rules.quantized.through_quantization`)."""
+    quantization (:func:`~aeq_onnx.rules.shared.quantized.through_quantization`)."""
+
+    traits = frozenset({"linear"})
 
     float_op = "Conv"
     data_inputs = (0,)

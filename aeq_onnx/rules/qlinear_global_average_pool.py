@@ -6,13 +6,16 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import Delegating, StandIn, activation, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import Delegating, StandIn, activation, stand_in
 
 
 @register("QLinearGlobalAveragePool")
 class QLinearGlobalAveragePoolRule(Delegating):
     """``Y = Q(mean_hw(DQ(X)))``: GlobalAveragePool's VJP and z-rule."""
+
+    traits = frozenset({"sign_keeping"})
+    domains = frozenset({"com.microsoft"})
 
     float_op = "GlobalAveragePool"
     data_inputs = (0,)

@@ -11,5 +11,8 @@ from aeq_onnx.rules.registry import register
 class QLinearLeakyReluRule(QLinearSigmoidRule):
     """``Y = Q(leaky_relu(DQ(X), alpha))``."""
 
+    traits = frozenset()
+    domains = frozenset({"com.microsoft"})
+
     float_op = "LeakyRelu"
     vjp_name = "g·(x>0 ? 1 : alpha), straight-through at Q"

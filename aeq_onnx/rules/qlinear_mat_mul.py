@@ -6,13 +6,15 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import Delegating, StandIn, activation, dequantized, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import Delegating, StandIn, activation, dequantized, stand_in
 
 
 @register("QLinearMatMul", since=10)
 class QLinearMatMulRule(Delegating):
     """``y = Q(DQ(a) @ DQ(b))`` with a constant b (per column): MatMul's rules."""
+
+    traits = frozenset({"linear", "dense"})
 
     float_op = "MatMul"
     data_inputs = (0,)

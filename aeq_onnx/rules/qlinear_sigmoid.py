@@ -6,13 +6,16 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext
-from aeq_onnx.rules.quantized import Delegating, StandIn, activation, stand_in
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import Delegating, StandIn, activation, stand_in
 
 
 @register("QLinearSigmoid")
 class QLinearSigmoidRule(Delegating):
     """``Y = Q(sigmoid(DQ(X)))``."""
+
+    traits = frozenset({"nonneg_output", "gate"})
+    domains = frozenset({"com.microsoft"})
 
     float_op = "Sigmoid"
     data_inputs = (0,)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
-from aeq_onnx.rules.quantized import through_quantization
 from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared.quantized import through_quantization
 
 
 @register("QuantizeLinear", since=10)
 class QuantizeLinearRule(OpRule):
     """``q = saturate(round(x / scale) + zero_point)``: ``dX = g`` (``g · 1[q > qmin]`` for a
     range that starts at zero), relevance passes through."""
+
+    traits = frozenset({"quantization", "sign_keeping"})
+    domains = frozenset({"com.microsoft"})
 
     data_inputs = (0,)
     vjp_name = "straight-through: g (·1[q>qmin] for a range from 0)"

@@ -137,10 +137,11 @@ def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     ``isolate``: see :func:`aeq_onnx.load.load_model`."""
     from aeq_onnx.compile.compiler import compile_explainer
     from aeq_onnx.load.loading import load_model
+    from aeq_onnx.rules import registry
 
     if precision is not None:
         check_precision(precision)
-    proto = load_model(model, isolate=isolate).model
+    proto = load_model(model, isolate=isolate, accepted_ops=registry.custom_ops()).model
     if not is_explainer(proto):
         del proto  # compile from the source: one loaded copy of a big model, not two
         return compile_explainer(model, precision=precision or "fp32", isolate=isolate,

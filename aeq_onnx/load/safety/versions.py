@@ -1,9 +1,11 @@
 """Versions and op domains: refuse IR versions and opsets newer than the installed onnx and
-onnxruntime support, and ops outside the standard ONNX domain (save onnxruntime's known
-quantized ops, :data:`MICROSOFT_QUANTIZED_OPS`)."""
+onnxruntime support, and ops outside the standard ONNX domain (save the custom-domain ops the
+caller accepts: onnxruntime's quantized ops that have a rule, docs/deployed.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import cache
 
 import onnx
@@ -15,20 +17,13 @@ from aeq_onnx.load.safety.walk import all_nodes
 
 #: Op domains accepted without ``allow_custom_domains``.
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
-#: onnxruntime's own domain, accepted for the quantized ops its quantization tools write (and
-#: aeq_onnx has rules for: docs/deployed.md); any other op of that domain is refused.
-MICROSOFT = "com.microsoft"
-MICROSOFT_QUANTIZED_OPS = frozenset({
-    "QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool",
-    "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu",
-    "QuantizeLinear", "DequantizeLinear",  # the 16-bit Q/DQ its tools write below opset 21
-})
+#: Ops of custom domains a caller accepts, by domain (the rules' own: compile/prepare.py).
+AcceptedOps = Mapping[str, AbstractSet[str]]
 
 
-def is_known_op(domain: str, op_type: str) -> bool:
-    """True for a standard op, or one of onnxruntime's quantized ops we know."""
-    return domain in STANDARD_DOMAINS or (domain == MICROSOFT
-                                          and op_type in MICROSOFT_QUANTIZED_OPS)
+def is_known_op(domain: str, op_type: str, accepted: AcceptedOps | None = None) -> bool:
+    """True for a standard op, or one of the ``accepted`` ops of its domain."""
+    return domain in STANDARD_DOMAINS or op_type in (accepted or {}).get(domain, ())
 
 
 @cache
@@ -80,12 +75,13 @@ def check_versions(model: onnx.ModelProto, label: str) -> None:
                 f"{ort_version} at most opset {ort_opset}")
 
 
-def check_domains(model: onnx.ModelProto, label: str) -> None:
+def check_domains(model: onnx.ModelProto, label: str,
+                  accepted: AcceptedOps | None = None) -> None:
     """Refuse nodes from op domains other than the standard ONNX one (listing them), save
-    :data:`MICROSOFT_QUANTIZED_OPS`."""
+    the ``accepted`` ops of their domain."""
     custom: dict[str, set[str]] = {}
     for node in all_nodes(model):
-        if not is_known_op(node.domain, node.op_type):
+        if not is_known_op(node.domain, node.op_type, accepted):
             custom.setdefault(node.domain, set()).add(node.op_type)
     for function in model.functions:
         if function.domain not in STANDARD_DOMAINS:

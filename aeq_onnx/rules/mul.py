@@ -1,8 +1,11 @@
 """Mul: by a constant (pass-through, spec 4.5), or of two tensors where one is a gate (4.8).
 
+Mul by a constant ``c``: ``dX = g·c``, relevance passes through to the data operand.
+
 Gating (SiLU/Swish ``x·sigmoid(x)``, squeeze-and-excitation ``x·sigmoid(fc(pool(x)))``,
 HardSwish written ``x·HardSigmoid(x)``): all relevance goes to the signal, the operand NOT
-produced by Sigmoid/HardSigmoid; the gate receives nothing. A Mul of two tensors with no gate
+produced by a ``gate`` op (Sigmoid, HardSigmoid: a trait on their rules); the gate receives
+nothing. A Mul of two tensors with no gate
 or two gates is refused (the spec's ``R/2`` fallback is not implemented).
 
 VJP of ``y = a·b``: ``da = Σ_bcast(g·b)``, ``db = Σ_bcast(g·a)``, each summed (keepdims) over
@@ -13,24 +16,21 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
+from aeq_onnx.ir.traits import GATE, QUANTIZATION
 from aeq_onnx.rules.base import EmitContext, Flows, single
-from aeq_onnx.rules.elementwise import MulRule, constant_operand_problem, same_shape
 from aeq_onnx.rules.registry import register
-
-GATE_OPS = frozenset({"Sigmoid", "HardSigmoid", "QLinearSigmoid"})
-#: Value-preserving in the float view of a quantized or fp16 graph (docs/deployed.md).
-SEE_THROUGH_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
+from aeq_onnx.rules.shared.elementwise import WithConstant, constant_operand_problem, same_shape
 
 
 def gate_indices(ctx: EmitContext, node: gs.Node) -> list[int]:
-    """The operands of ``node`` produced by Sigmoid or HardSigmoid (seen through the
-    quantizations and casts of a deployed graph)."""
+    """The operands of ``node`` produced by a ``gate`` op (Sigmoid, HardSigmoid,
+    QLinearSigmoid), seen through the quantizations of a deployed graph."""
     found = []
     for i, t in enumerate(node.inputs):
         producer = ctx.view.producer(t.name)
-        while producer is not None and producer.op in SEE_THROUGH_OPS:
+        while producer is not None and QUANTIZATION in ctx.view.traits(producer):
             producer = ctx.view.producer(producer.inputs[0].name)
-        if producer is not None and producer.op in GATE_OPS:
+        if producer is not None and GATE in ctx.view.traits(producer):
             found.append(i)
     return found
 
@@ -44,6 +44,17 @@ def broadcast_axes(ctx: EmitContext, operand: str, out: str) -> list[int] | None
     if not all(isinstance(d, int) for d in (*dims_a, *dims_y)):
         return None
     return [i + 1 for i, (da, dy) in enumerate(zip(dims_a, dims_y, strict=True)) if da != dy]
+
+
+class MulRule(WithConstant):
+    """``x · c``: ``dX = g · c`` (the part of :class:`GatedMulRule` for a constant operand)."""
+
+    vjp_name = "g·c"
+
+    def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
+        index = ctx.view.variable_inputs(node)[0]
+        c = node.inputs[1 - index].name
+        return {index: ctx.em.op("Mul", [single(grad), c], "mul_vjp")}
 
 
 @register("Mul")

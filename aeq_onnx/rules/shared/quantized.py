@@ -19,9 +19,9 @@ import numpy as np
 import onnx_graphsurgeon as gs
 from onnx import helper
 
-from aeq_onnx.ir import quant
 from aeq_onnx.rules import registry
 from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
+from aeq_onnx.rules.shared import quantization as quant
 
 
 def zero_mask(ctx: EmitContext, q: str) -> str | None:

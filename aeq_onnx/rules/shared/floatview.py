@@ -28,9 +28,9 @@ import numpy as np
 import onnx_graphsurgeon as gs
 from onnx import TensorProto
 
-from aeq_onnx.ir import quant
 from aeq_onnx.ir.emit import Emitter
 from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.rules.shared import quantization as quant
 
 FLOAT = TensorProto.FLOAT
 #: Integer accumulators (ConvInteger, MatMulInteger) read as float32.
