@@ -52,8 +52,8 @@ def load_model(source: Source, *, isolate: bool | None = None,
     Every caller passes it down (the ``aeq`` command: True unless ``--no-isolate``); None, the
     default of the Python API, falls back to the environment variable ``AEQ_ISOLATE=1``
     (SECURITY.md). Ops from custom domains are refused unless ``allow_custom_domains``, save
-    ``accepted_ops`` (by domain: the compiler passes the custom-domain ops that have a rule, onnxruntime's
-    quantized com.microsoft ops; docs/deployed.md).
+    ``accepted_ops`` (by domain: the compiler passes the custom-domain ops that have a rule,
+    onnxruntime's quantized com.microsoft ops; docs/deployed.md).
     """
     path: Path | None = None
     if isinstance(source, onnx.ModelProto):
