@@ -1,0 +1,87 @@
+"""Deployed variants of ResNet- and MobileNet-V2-style classifiers (torchvision modules, narrow,
+seeded, 32x32; ``fixtures/deployed.py``, cached in ``fixtures/.cache/deployed/``), made with
+onnxruntime's own tools: ``quantize_static`` after ``quant_pre_process`` (QDQ per channel and
+per tensor, int8 and uint8 activations; QOperator), ``convert_float_to_float16``
+(``keep_io_types`` True and False). docs/deployed.md.
+
+* int8: explainer logits equal the deployed model's onnxruntime logits bit for bit; relevance
+  and R0 within 1e-4 of max |R| of the reference on the float surrogate; the QDQ and QOperator
+  versions of one model give the same relevance within 1e-4.
+* fp16: logits are the deployed model's (bit for bit); relevance runs in float32 on the upcast
+  weights and activations, checked against the reference fed the fp16 activations; against
+  the fp32 source model's relevance it is reported (correlation, max error), in the test
+  output and docs/deployed.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import aeq_onnx
+from fixtures.deployed import cached
+from tests.helpers import explain, random_input
+from tests.helpers_deployed import compare_deployed, ops_of
+
+SIZE = 32
+ARCHS = ("resnet", "mobilenet")
+INT8 = ("qdq", "qdq-pt", "qdq-uint8", "qoperator")
+#: fp16 relevance vs the reference: the reference takes the fp16 activations of a run that
+#: exposes them, which onnxruntime's CPU kernels compute (fuse, round) slightly differently
+#: from the deployed run the explainer is part of.
+FP16_TOL = 1e-3
+
+
+def load(arch: str, variant: str) -> onnx.ModelProto:
+    return onnx.load(str(cached(arch, variant, SIZE)))
+
+
+def batch(seed: int = 1) -> np.ndarray:
+    return random_input((3, SIZE, SIZE), batch=2, seed=seed)
+
+
+@pytest.mark.parametrize("variant", INT8)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_int8_matches_the_reference(arch: str, variant: str) -> None:
+    model = load(arch, variant)
+    assert "QuantizeLinear" in ops_of(model)
+    compare_deployed(model, batch())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_qdq_and_qoperator_give_the_same_relevance(arch: str) -> None:
+    """One calibration, two formats: the same quantized values, so the same relevance."""
+    x = batch(seed=3)
+    outs = {}
+    for variant in ("qdq", "qoperator"):
+        outs[variant] = explain(aeq_onnx.compile_explainer(load(arch, variant)), x)
+    assert "QLinearConv" in ops_of(load(arch, "qoperator"))
+    np.testing.assert_array_equal(outs["qdq"]["target_class"], outs["qoperator"]["target_class"])
+    r_qdq, r_qop = outs["qdq"]["relevance"], outs["qoperator"]["relevance"]
+    err = float(np.abs(r_qdq - r_qop).max() / np.abs(r_qdq).max())
+    print(f"{arch}: QDQ vs QOperator relevance, max error {err:.2e} of max |R|")
+    assert err <= 1e-4
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.reshape(-1), b.reshape(-1))[0, 1])
+
+
+@pytest.mark.parametrize("variant", ["fp16", "fp16-io"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fp16_matches_the_reference_and_reports_the_source(arch: str, variant: str) -> None:
+    model = load(arch, variant)
+    x = batch(seed=5)
+    if variant == "fp16":
+        x = x.astype(np.float16)
+    got = compare_deployed(model, x, tol=FP16_TOL, probe_atol=1e-3)
+    assert got.out["relevance"].dtype == np.float32
+    source = explain(aeq_onnx.compile_explainer(load(arch, "float")), x.astype(np.float32))
+    r16, r32 = got.out["relevance"], source["relevance"]
+    same = bool((got.out["target_class"] == source["target_class"]).all())
+    err = float(np.abs(r16 - r32).max() / np.abs(r32).max())
+    corr = correlation(r16, r32)
+    print(f"{arch} {variant} vs fp32 source: correlation {corr:.5f}, max error {err:.2e} "
+          f"of max |R|, same targets {same}")
+    assert same and corr > 0.99
