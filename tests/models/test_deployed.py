@@ -21,7 +21,7 @@ import pytest
 
 import aeq_onnx
 from fixtures.deployed import cached
-from tests.helpers import explain, random_input
+from tests.helpers import explain, random_input, run_model
 from tests.helpers_deployed import compare_deployed, ops_of
 
 SIZE = 32
@@ -68,20 +68,57 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.reshape(-1), b.reshape(-1))[0, 1])
 
 
-@pytest.mark.parametrize("variant", ["fp16", "fp16-io"])
-@pytest.mark.parametrize("arch", ARCHS)
-def test_fp16_matches_the_reference_and_reports_the_source(arch: str, variant: str) -> None:
+FP16 = [pytest.param(arch, variant, id=f"{arch}-{variant}")
+        for arch in ARCHS for variant in ("fp16", "fp16-io")]
+#: MobileNet-V2's ReLU6 (Clip) outputs: the explainer's float32 reader of a Clip output makes
+#: onnxruntime's CPU keep an fp16 rounding it otherwise skips (its cast elimination around the
+#: fp16 -> fp32 kernels), so those logits differ from the deployed model's by 1-2 fp16 ulps.
+CLIP_READER = pytest.mark.xfail(strict=True, raises=AssertionError,
+                                reason="fp16 Clip outputs read by the explainer: not bit exact")
+
+
+def fp16_input(variant: str, x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float16) if variant == "fp16" else x
+
+
+@pytest.mark.parametrize("arch,variant", [
+    pytest.param(a, v, id=f"{a}-{v}", marks=[CLIP_READER] if a == "mobilenet" else [])
+    for a in ARCHS for v in ("fp16", "fp16-io")])
+def test_fp16_logits_are_the_deployed_models(arch: str, variant: str) -> None:
     model = load(arch, variant)
-    x = batch(seed=5)
-    if variant == "fp16":
-        x = x.astype(np.float16)
-    got = compare_deployed(model, x, tol=FP16_TOL, probe_atol=1e-3)
+    x = fp16_input(variant, batch(seed=5))
+    out = explain(aeq_onnx.compile_explainer(model), x)
+    want = run_model(model, x).astype(np.float32)
+    err = float(np.abs(out["logits"] - want).max())
+    print(f"{arch} {variant}: explainer logits vs deployed, max abs difference {err:.3g}")
+    np.testing.assert_array_equal(out["logits"], want)
+
+
+@pytest.mark.parametrize("arch,variant", [
+    pytest.param(a, v, id=f"{a}-{v}", marks=[] if (a, v) == ("resnet", "fp16") else [
+        pytest.mark.xfail(strict=True, raises=AssertionError,
+                          reason="fp16 reference fed a probe run's activations: see FP16_TOL")])
+    for a in ARCHS for v in ("fp16", "fp16-io")])
+def test_fp16_relevance_matches_the_reference(arch: str, variant: str) -> None:
+    """Relevance in float32 over the upcast fp16 weights and activations, vs the reference fed
+    the fp16 activations of a run exposing them (``FP16_TOL``; logits 1e-4 here, exact above)."""
+    model = load(arch, variant)
+    got = compare_deployed(model, fp16_input(variant, batch(seed=5)), tol=FP16_TOL,
+                           probe_atol=1e-3, logits_atol=1e-4)
     assert got.out["relevance"].dtype == np.float32
-    source = explain(aeq_onnx.compile_explainer(load(arch, "float")), x.astype(np.float32))
-    r16, r32 = got.out["relevance"], source["relevance"]
-    same = bool((got.out["target_class"] == source["target_class"]).all())
-    err = float(np.abs(r16 - r32).max() / np.abs(r32).max())
-    corr = correlation(r16, r32)
+
+
+@pytest.mark.parametrize("arch,variant", FP16)
+def test_fp16_against_its_fp32_source(arch: str, variant: str) -> None:
+    """Reported (docs/deployed.md): the fp16 model's relevance against its fp32 source's, on
+    the same (fp16-rounded) images: same targets, correlation above 0.999."""
+    x = fp16_input(variant, batch(seed=5))
+    r16 = explain(aeq_onnx.compile_explainer(load(arch, variant)), x)
+    r32 = explain(aeq_onnx.compile_explainer(load(arch, "float")), x.astype(np.float32))
+    a, b = r16["relevance"], r32["relevance"]
+    err = float(np.abs(a - b).max() / np.abs(b).max())
+    corr = float(np.corrcoef(a.reshape(-1), b.reshape(-1))[0, 1])
     print(f"{arch} {variant} vs fp32 source: correlation {corr:.5f}, max error {err:.2e} "
-          f"of max |R|, same targets {same}")
-    assert same and corr > 0.99
+          "of max |R|")
+    np.testing.assert_array_equal(r16["target_class"], r32["target_class"])
+    assert a.dtype == np.float32 and corr > 0.999
