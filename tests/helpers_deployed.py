@@ -112,6 +112,8 @@ class Deployed:
     out: dict[str, np.ndarray]
     ref: dict[str, np.ndarray]
     logits: np.ndarray
+    #: relative errors against the reference (of max |ref|): "R", "R0"
+    errors: dict[str, float]
 
 
 def compare_deployed(model: onnx.ModelProto, x: np.ndarray, *, tol: float = 1e-4,
@@ -135,9 +137,11 @@ def compare_deployed(model: onnx.ModelProto, x: np.ndarray, *, tol: float = 1e-4
                             fixed=fixed) if target is None or len(set(target)) == 1 else None
     assert ref is not None, "one target for the whole batch"
     np.testing.assert_array_equal(out["target_class"], ref["target"])
-    assert_rel_close(out["initial_relevance"], ref["R0"], tol, "initial_relevance")
-    assert_rel_close(out["relevance"], ref["R"], tol, "relevance")
-    return Deployed(explainer, out, ref, logits)
+    errors = {"R0": assert_rel_close(out["initial_relevance"], ref["R0"], tol,
+                                     "initial_relevance"),
+              "R": assert_rel_close(out["relevance"], ref["R"], tol, "relevance")}
+    print(f"vs reference: R {errors['R']:.2e}, R0 {errors['R0']:.2e} of max |ref|")
+    return Deployed(explainer, out, ref, logits, errors)
 
 
 def quantized(model: onnx.ModelProto, fmt: str = "QDQ", per_channel: bool = False,

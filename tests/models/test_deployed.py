@@ -122,3 +122,14 @@ def test_fp16_against_its_fp32_source(arch: str, variant: str) -> None:
           "of max |R|")
     np.testing.assert_array_equal(r16["target_class"], r32["target_class"])
     assert a.dtype == np.float32 and corr > 0.999
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_uint8_input_model_matches_the_reference(arch: str) -> None:
+    """A model that takes uint8 photos (Cast, normalisation inside the graph): relevance
+    reaches the first float tensor after the Cast and passes back through it, float32 in the
+    input's shape; logits bit for bit."""
+    model = load(arch, "uint8")
+    x = np.random.default_rng(7).integers(0, 256, (2, 3, SIZE, SIZE)).astype(np.uint8)
+    got = compare_deployed(model, x)
+    assert got.out["relevance"].dtype == np.float32 and got.out["relevance"].shape == x.shape
