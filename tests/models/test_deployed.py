@@ -70,20 +70,11 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 FP16 = [pytest.param(arch, variant, id=f"{arch}-{variant}")
         for arch in ARCHS for variant in ("fp16", "fp16-io")]
-#: MobileNet-V2's ReLU6 (Clip) outputs: the explainer's float32 reader of a Clip output makes
-#: onnxruntime's CPU keep an fp16 rounding it otherwise skips (its cast elimination around the
-#: fp16 -> fp32 kernels), so those logits differ from the deployed model's by 1-2 fp16 ulps.
-CLIP_READER = pytest.mark.xfail(strict=True, raises=AssertionError,
-                                reason="fp16 Clip outputs read by the explainer: not bit exact")
-
-
 def fp16_input(variant: str, x: np.ndarray) -> np.ndarray:
     return x.astype(np.float16) if variant == "fp16" else x
 
 
-@pytest.mark.parametrize("arch,variant", [
-    pytest.param(a, v, id=f"{a}-{v}", marks=[CLIP_READER] if a == "mobilenet" else [])
-    for a in ARCHS for v in ("fp16", "fp16-io")])
+@pytest.mark.parametrize("arch,variant", FP16)
 def test_fp16_logits_are_the_deployed_models(arch: str, variant: str) -> None:
     model = load(arch, variant)
     x = fp16_input(variant, batch(seed=5))

@@ -33,6 +33,8 @@ from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.rules.shared import quantization as quant
 
 FLOAT = TensorProto.FLOAT
+#: fp16 outputs read by recomputing the op in float32 (see :meth:`FloatView._recompute`).
+RECOMPUTED = frozenset({"Clip", "Relu"})
 #: Integer accumulators (ConvInteger, MatMulInteger) read as float32.
 ACCUMULATING_OPS = frozenset({"ConvInteger", "MatMulInteger"})
 
@@ -76,11 +78,24 @@ class FloatView:
             return self.as_float(fresh, elem)
         if producer is not None and producer.op == "Cast" and elem in quant.OTHER_FLOATS:
             return self._recast(producer.inputs[0].name, elem)
+        if producer is not None and producer.op in RECOMPUTED and elem in quant.OTHER_FLOATS:
+            return self._recompute(producer)
         if elem == FLOAT or elem in quant.OTHER_FLOATS:
             quantizer = next((n for n in view.consumers(name) if n.op == "QuantizeLinear"), None)
             if quantizer is not None:
                 return self.as_float(quantizer.outputs[0].name)
         return self.as_float(name, elem)
+
+    def _recompute(self, node: gs.Node) -> str:
+        """An fp16 Clip/Relu output recomputed in float32 from its inputs' views.
+
+        onnxruntime's CPU runs them in float32 between casts and drops the cast pair after
+        them when nothing else reads their fp16 output: the deployed model's next layer gets
+        the float32 value. A reader of that output (even through a Reshape) keeps the pair
+        and changes the deployed model's logits; recomputing reads only the op's input, whose
+        readers change nothing, and gives the same value (a clip of fp16 values is one)."""
+        ins = [self.read(t.name) if t.name else "" for t in node.inputs]
+        return self.em.op_raw(node.op, ins, "recomputed", **node.attrs)
 
     def _apart(self, name: str) -> str:
         """``name`` through a Reshape to its own shape (no copy in onnxruntime), so that a Cast
