@@ -30,6 +30,7 @@ from onnx import TensorProto
 
 from aeq_onnx.ir.emit import Emitter
 from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.ir.traits import DEQUANTIZE, LINEAR
 from aeq_onnx.rules.shared import quantization as quant
 
 FLOAT = TensorProto.FLOAT
@@ -50,6 +51,30 @@ class FloatView:
         self._cache: dict[str, str] = {}
         #: What rules computed once per compile (a QOperator weight's float32 constant).
         self.memo: dict[str, str] = {}
+        self._shadow: dict[str, str] | None = None if _is_qdq(view) else {}
+
+    def shadow(self, name: str) -> str:
+        """The tensor to read for the model's own ``name``: in a QDQ graph, its copy in a
+        forward pass of the explainer's own (:meth:`_build_shadow`), else ``name``."""
+        if self._shadow is None:
+            self._shadow = self._build_shadow()
+        return self._shadow.get(name, name)
+
+    def _build_shadow(self) -> dict[str, str]:
+        """A copy of the model's forward that only the explainer reads.
+
+        onnxruntime fuses a QDQ graph's Conv -> QuantizeLinear -> DequantizeLinear -> Conv
+        groups differently once a QuantizeLinear output has a second reader (any reader), so
+        reading the deployed forward's tensors would change its logits (docs/deployed.md). The
+        copy starts from the input through a Reshape to its own shape (so that onnxruntime's
+        common-subexpression elimination does not merge it with the deployed forward)."""
+        names: dict[str, str] = {n: self._apart(n) for n in self.inputs}
+        for node in self.view.nodes:
+            ins = [names.get(t.name, t.name) if t.name else "" for t in node.inputs]
+            attrs = {**node.attrs, **_domain(node)}
+            outs = self.em.op_raw_multi(node.op, ins, len(node.outputs), "shadow", **attrs)
+            names.update({t.name: o for t, o in zip(node.outputs, outs, strict=True) if t.name})
+        return names
 
     def read(self, name: str) -> str:
         """The float32 tensor to read for ``name`` (``name`` itself when it is one already,
@@ -69,11 +94,14 @@ class FloatView:
             return name
         if elem in quant.OTHER_FLOATS and name in self.boundary - self.inputs:
             return self.as_float(self._apart(name), elem)  # the model's own rounded logits
+        if name in self.boundary - self.inputs and elem in (FLOAT, TensorProto.UNDEFINED):
+            return name  # the model's own outputs: its logits (graph outputs are not fused)
         if view.is_parameter(name) or name in self.boundary:
             return self.as_float(name, elem)
         producer = view.producer(name)
         if producer is not None and producer.op == "DequantizeLinear":
-            fresh = self.em.op_raw("DequantizeLinear", [t.name for t in producer.inputs],
+            fresh = self.em.op_raw("DequantizeLinear",
+                                   [self.shadow(t.name) for t in producer.inputs],
                                    "dq_view", **_domain(producer), **producer.attrs)
             return self.as_float(fresh, elem)
         if producer is not None and producer.op == "Cast" and elem in quant.OTHER_FLOATS:
@@ -119,17 +147,18 @@ class FloatView:
         """``name`` read directly as float32: itself, a Cast, or a DequantizeLinear with the
         parameters it was quantized with."""
         elem = self.view.elem_type(name) if elem is None else elem
+        own, name = name, self.shadow(name)
         if elem in (FLOAT, TensorProto.UNDEFINED):
             return name
         if elem in quant.OTHER_FLOATS:
             return self.em.op_raw("Cast", [name], "cast_view", to=FLOAT)
-        params = quant.params_of(self.view, name) if elem in quant.QUANTIZED_TYPES else None
+        params = quant.params_of(self.view, own) if elem in quant.QUANTIZED_TYPES else None
         if params is not None:
             fresh = self.em.op_raw("DequantizeLinear", params.inputs(name), "dq_view",
                                    **params.dequantize_attrs())
             return self.as_float(fresh, self.view.elem_type(params.scale))
-        producer = self.view.producer(name)
-        integer_input = name in self.inputs and elem in quant.QUANTIZED_TYPES
+        producer = self.view.producer(own)
+        integer_input = own in self.inputs and elem in quant.QUANTIZED_TYPES
         if integer_input or (producer is not None and producer.op in ACCUMULATING_OPS):
             return self.em.op_raw("Cast", [name], "cast_view", to=FLOAT)
         return name  # indices, shapes, masks: not values
@@ -156,3 +185,11 @@ class FloatView:
 def _domain(node: gs.Node) -> dict[str, str]:
     """``domain=`` for a node of a non-default domain (com.microsoft's 16-bit Q/DQ)."""
     return {"domain": node.domain} if node.domain not in ("", "ai.onnx", None) else {}
+
+
+def _is_qdq(view: GraphView) -> bool:
+    """True for a QDQ graph: a DequantizeLinear of an activation feeds a layer (Conv, Gemm,
+    MatMul: ``linear``). A QOperator graph's layers take the integers themselves."""
+    return any(DEQUANTIZE in view.traits(node) and not view.is_constant(node.outputs[0].name)
+               and any(LINEAR in view.traits(c) for c in view.consumers(node.outputs[0].name))
+               for node in view.nodes)

@@ -42,7 +42,8 @@ def zero_mask(ctx: EmitContext, q: str) -> str | None:
         return None
     em = ctx.em
     dtype = helper.tensor_dtype_to_np_dtype(elem)
-    above = em.op_raw("Greater", [q, em.const(np.array(low, dtype), "qmin")], "above_zero")
+    above = em.op_raw("Greater", [ctx.floats.shadow(q), em.const(np.array(low, dtype), "qmin")],
+                      "above_zero")
     if not at_min.all():  # per channel: only the channels whose range starts at zero
         axis = params.axis % ctx.view.rank(q) if params is not None else 1
         shape = [1] * ctx.view.rank(q)
