@@ -27,7 +27,10 @@ def render() -> str:
         "crosses it between the split tensor and the logits. Conv's relevance rule depends on "
         "the layer: the bounded z^B rule (4.3) at the input layer, the 1x1 rule (4.2) for 1x1 "
         "kernels, the equilibrium rule (4.1) elsewhere. *Traits* are what the graph questions "
-        "ask of the op (`aeq_onnx/ir/traits.py`), declared on its rule class.",
+        "ask of the op (`aeq_onnx/ir/traits.py`), declared on its rule class. An op marked "
+        "*(also com.microsoft)* is accepted from onnxruntime's custom domain too (its "
+        "quantization tools write them); every other custom-domain op is refused at load "
+        "(docs/deployed.md: quantized and fp16 graphs).",
         "",
         "| op | opsets | relevance | VJP | traits | module |",
         "|---|---|---|---|---|---|",
@@ -38,7 +41,8 @@ def render() -> str:
         module = type(rule).__module__.rsplit(".", 1)[-1]
         relevance = rule.relevance_name.replace("unsupported", "— (only above the split)")
         vjp = rule.vjp_name.replace("unsupported", "— (only below the split)")
-        lines.append(f"| {entry.op_type} | {entry.since}–{until} | {relevance} | {vjp} | "
+        domains = "".join(f" *(also {d})*" for d in sorted(rule.domains))
+        lines.append(f"| {entry.op_type}{domains} | {entry.since}–{until} | {relevance} | {vjp} | "
                      f"{_traits(rule)} | `rules/{module}.py` |")
     lines += ["", "Declared without a rule (traits only):", ""]
     for op_type, declared in registry.declarations():

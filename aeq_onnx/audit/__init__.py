@@ -32,6 +32,7 @@ from aeq_onnx.errors import InputError
 from aeq_onnx.load.loading import load_model
 from aeq_onnx.render.photos import collect_images, nothing_usable
 from aeq_onnx.render.presets import MAX_PIXELS, Preset, check_max_pixels, get_preset, input_spec
+from aeq_onnx.rules import registry
 from aeq_onnx.run.runtime import Device, is_explainer
 from aeq_onnx.run.saving import check_output, make_folder
 
@@ -145,7 +146,7 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
                source.mapping, source.manifest]
     check_output(out, folder=True, inputs=sources, what="output folder")
     resolved = get_preset(preset if preset is not None else "imagenet", size=size)
-    loaded = load_model(model, isolate=isolate)
+    loaded = load_model(model, isolate=isolate, accepted_ops=registry.custom_ops())
     spec = input_spec(_input_shape(loaded.model), resolved, max_pixels)
     cases, failures = gather_cases(source, exclude=out)
     if not cases:

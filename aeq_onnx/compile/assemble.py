@@ -98,8 +98,9 @@ def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict
     ]
     inputs = [i for i in graph.input if i.name == plan.input]
     inputs.append(helper.make_tensor_value_info("target", TensorProto.INT64, [batch]))
+    read = {n: ctx.floats.read(flows[n]) for n in names}  # the model's own logits as float32
     nodes = [*graph.node, *ctx.em.nodes, *(
-        helper.make_node("Identity", [flows[n]], [n], name=f"aeq/out/{n}") for n in names)]
+        helper.make_node("Identity", [read[n]], [n], name=f"aeq/out/{n}") for n in names)]
     _replace(graph.node, _prune(nodes, list(names)))
     _replace(graph.input, inputs)
     _replace(graph.output, outputs)

@@ -56,7 +56,8 @@ def prepare(model: Source | LoadedModel, *, layer: str | None = None,
     there, and a plain forward model). ``output``: the model output to explain (default: the
     only one). ``isolate``: see :func:`~aeq_onnx.load.load_model`. The weights are held at most
     twice while this runs."""
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, isolate=isolate)
+    loaded = model if isinstance(model, LoadedModel) else load_model(
+        model, isolate=isolate, accepted_ops=registry.custom_ops())
     sha256, box = loaded.sha256, [loaded.model]
     original = protos.skeleton(loaded.model) if layer is not None else None
     del loaded  # canonicalize_owned frees each pass's input: no third copy of the weights

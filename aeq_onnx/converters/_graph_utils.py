@@ -9,6 +9,10 @@ import onnx
 from onnx import numpy_helper
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
+#: Standard quantization ops: never folded or rewritten, so that the explainer's forward pass
+#: is the deployed graph onnxruntime fuses into its integer kernels (docs/deployed.md).
+QUANTIZATION_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
+                              "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"})
 
 # Smallest IR version that can hold each (newer) tensor element type.
 _IR_FOR_DTYPE = {17: 9, 18: 9, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11, 24: 12, 25: 13, 26: 13}

@@ -76,8 +76,8 @@ def _folded_params(
     params = [consts.value(name) for name in bn.input[1:5]]
     has_bias = len(conv.input) > 2 and bool(conv.input[2])
     bias = consts.value(conv.input[2]) if has_bias else None
-    if weight is None or not np.issubdtype(weight.dtype, np.floating):
-        return None
+    if weight is None or weight.dtype != np.float32:  # fp16 weights: folding would round
+        return None  # them differently from the deployed model (docs/deployed.md)
     if has_bias and bias is None:
         return None
     channels = weight.shape[0]

@@ -13,6 +13,7 @@ from onnx.reference import ReferenceEvaluator
 
 from aeq_onnx.converters._graph_utils import (
     DEFAULT_DOMAINS,
+    QUANTIZATION_OPS,
     attr_int,
     attr_ints,
     constant_tensors,
@@ -101,6 +102,8 @@ class _Folder:
         if node.domain not in DEFAULT_DOMAINS or any(o in self.outputs for o in node.output):
             return None
         if node.op_type in _RANDOM_OPS or any(True for _ in subgraphs(node)):
+            return None
+        if node.op_type in QUANTIZATION_OPS:  # a DequantizeLinear of weights stays: see there
             return None
         if all(name in self.consts for name in node.input if name):
             return self._evaluate(node)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import onnx
 import onnx.shape_inference
 
+from aeq_onnx.converters import contrib_shapes
 from aeq_onnx.converters._graph_utils import (
     copy_model,
+    default_opset,
     one_line,
     prune_value_info,
     set_ir_version,
@@ -14,13 +16,22 @@ from aeq_onnx.converters._graph_utils import (
 from aeq_onnx.errors import ConversionError
 from aeq_onnx.load import protos
 
+#: Rounds of onnx inference and com.microsoft annotation (each round passes one such node).
+MAX_ROUNDS = 1000
+
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Annotate value_info with strict, data-propagating shape inference so shapes are known."""
+    """Annotate value_info with strict, data-propagating shape inference so shapes are known
+    (onnxruntime's quantized com.microsoft ops by :mod:`.contrib_shapes`)."""
     cleaned = copy_model(model)
     prune_value_info(cleaned.graph)  # drop value_info of tensors earlier passes removed
+    opset = default_opset(cleaned) or 17
     try:
         inferred = protos.infer_shapes(cleaned, strict=True, data_prop=True, inplace=True)
+        for _ in range(MAX_ROUNDS):
+            if not contrib_shapes.annotate(inferred, opset):
+                break
+            inferred = protos.infer_shapes(inferred, strict=True, data_prop=True, inplace=True)
     except Exception as exc:  # InferenceError, ValidationError, RuntimeError from the C++ side
         inferred = _without_hints(cleaned, exc)
     return set_ir_version(inferred)

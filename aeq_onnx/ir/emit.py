@@ -8,7 +8,7 @@ Convolution geometry and the conv/convT nodes live in :mod:`aeq_onnx.ir.geometry
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,14 @@ class Emitter:
 
     ``reuse``: an array constant equal to one emitted before (same dtype, shape and bytes) is
     that initializer again, not a copy (set by a method that emits a second relevance chain
-    over the same layers; off by default, so nothing is hashed)."""
+    over the same layers; off by default, so nothing is hashed).
+
+    ``reader`` (set by the compiler: :meth:`aeq_onnx.rules.shared.floatview.FloatView.read`)
+    maps every input name of an emitted node to the tensor the explainer reads for it: a
+    tensor of the model becomes its float32 view (a fresh DequantizeLinear or Cast for a
+    quantized, fp16 or integer tensor; itself in a float32 model), an emitted tensor stays
+    itself.
+    """
 
     opset: int
     taken: set[str] = field(default_factory=set)
@@ -33,6 +40,7 @@ class Emitter:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
     reuse: bool = False
+    reader: Callable[[str], str] | None = None
     _scalars: dict[tuple[str, float], str] = field(default_factory=dict)
     _arrays: dict[tuple[str, tuple[int, ...], bytes], str] = field(default_factory=dict)
     _counter: int = 0
@@ -81,7 +89,20 @@ class Emitter:
     def op_multi(
         self, op_type: str, inputs: Sequence[str], n_out: int, hint: str = "", **attrs: Any
     ) -> list[str]:
-        """Emit one node with ``n_out`` outputs."""
+        """Emit one node with ``n_out`` outputs (inputs through :attr:`reader`)."""
+        read = self.reader
+        names = [read(i) if read is not None and i else i for i in inputs]
+        return self.op_raw_multi(op_type, names, n_out, hint, **attrs)
+
+    def op_raw(self, op_type: str, inputs: Sequence[str], hint: str = "", **attrs: Any) -> str:
+        """Emit one single-output node reading ``inputs`` as they are (no :attr:`reader`): a
+        quantized tensor's integers, say."""
+        return self.op_raw_multi(op_type, inputs, 1, hint, **attrs)[0]
+
+    def op_raw_multi(
+        self, op_type: str, inputs: Sequence[str], n_out: int, hint: str = "", **attrs: Any
+    ) -> list[str]:
+        """:meth:`op_raw` with ``n_out`` outputs."""
         outs = [self.fresh(f"{hint or op_type}") for _ in range(n_out)]
         node = helper.make_node(op_type, list(inputs), outs, name=outs[0] + "/node", **attrs)
         self.nodes.append(node)

@@ -14,7 +14,16 @@ import onnx_graphsurgeon as gs
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from aeq_onnx.errors import UnsupportedModelError
-from aeq_onnx.ir.traits import LINEAR, NONNEG_OUTPUT, SIGN_KEEPING, Traits, no_traits
+from aeq_onnx.ir import quant
+from aeq_onnx.ir.traits import (
+    DEQUANTIZE,
+    LINEAR,
+    NONNEG_OUTPUT,
+    RUNTIME_PARAMETERS,
+    SIGN_KEEPING,
+    Traits,
+    no_traits,
+)
 
 Dim = int | str | None
 #: Constants this large are read from their TensorProto on each use, never cached as numpy.
@@ -22,14 +31,21 @@ UNCACHED_BYTES = 1 << 20
 
 
 class GraphView:
-    """Producers, consumers, topological order, static shapes and constants of one model."""
+    """Producers, consumers, topological order, static shapes and constants of one model.
+
+    Once the compiler sets :attr:`traits`: the output of a ``dequantize`` node over constants
+    (a quantized weight) counts as a constant whose value is the exact dequantized float32
+    array; float16/bfloat16 constants read as float32; run-time quantization parameters (the
+    scale and zero point a ``runtime_parameters`` node computes, and what is computed from them
+    alone) are neither constants nor data (docs/deployed.md).
+    """
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
         #: Which inputs of a node carry data (set by the compiler from the rules).
         self.data_edges: Callable[[gs.Node], list[int]] = self.variable_inputs
         #: A node's traits (:mod:`aeq_onnx.ir.traits`; set by the compiler from the rules).
-        self.traits: Traits = no_traits
+        self._traits: Traits = no_traits
         self.graph = gs.import_onnx(model)
         self.graph.toposort()
         self.opset = next(
@@ -46,6 +62,58 @@ class GraphView:
             for t in node.inputs:
                 if t.name:
                     self._consumers.setdefault(t.name, []).append(node)
+        self._elem_types = {v.name: v.type.tensor_type.elem_type for v in (
+            *model.graph.input, *model.graph.output, *model.graph.value_info)}
+        self._elem_types.update({t.name: t.data_type for t in model.graph.initializer})
+        self._dequantized: dict[str, gs.Node] = {}
+        self._parameters: set[str] = set()
+
+    @property
+    def traits(self) -> Traits:
+        """A node's traits (:mod:`aeq_onnx.ir.traits`; set by the compiler from the rules)."""
+        return self._traits
+
+    @traits.setter
+    def traits(self, traits: Traits) -> None:
+        self._traits = traits
+        self._derive()
+
+    def _derive(self) -> None:
+        """Find the dequantized weights and the run-time quantization parameters."""
+        self._dequantized, self._parameters = {}, set()
+        for node in self.nodes:
+            names = [t.name for t in node.inputs if t.name]
+            traits = self._traits(node)
+            if DEQUANTIZE in traits and names and all(
+                    isinstance(self.tensors.get(n), gs.Constant) for n in names):
+                self._dequantized[node.outputs[0].name] = node
+            elif RUNTIME_PARAMETERS in traits:
+                self._parameters.update(t.name for t in node.outputs[1:] if t.name)
+            elif names and any(n in self._parameters for n in names) and all(
+                    n in self._parameters or self.is_constant(n) for n in names):
+                self._parameters.update(t.name for t in node.outputs)
+
+    def register(self, tensor: gs.Tensor) -> str:
+        """Add a tensor the explainer made (a float view of a quantized one) to the view, so
+        that rules can ask its shape; returns its name."""
+        self.tensors[tensor.name] = tensor
+        return tensor.name
+
+    def elem_type(self, name: str) -> int:
+        """The ONNX element type of a tensor (``TensorProto.UNDEFINED`` when unknown)."""
+        if name in self._elem_types:
+            return self._elem_types[name]
+        if name in self._dequantized:
+            return onnx.TensorProto.FLOAT
+        tensor = self.tensors.get(name)
+        dtype = None if tensor is None else tensor.dtype
+        if dtype is None:
+            return onnx.TensorProto.UNDEFINED
+        return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+    def is_parameter(self, name: str) -> bool:
+        """True for a quantization parameter computed at run time (no data, no constant)."""
+        return name in self._parameters
 
     # ------------------------------------------------------------------------ basic questions
     def producer(self, name: str) -> gs.Node | None:
@@ -61,8 +129,13 @@ class GraphView:
         return self._index[id(node)]
 
     def is_constant(self, name: str) -> bool:
-        """True for initializers (after constant folding every constant is one)."""
-        return isinstance(self.tensors.get(name), gs.Constant)
+        """True for initializers (after constant folding every constant is one) and for the
+        output of a DequantizeLinear of initializers."""
+        return isinstance(self.tensors.get(name), gs.Constant) or name in self._dequantized
+
+    def is_dequantized(self, name: str) -> bool:
+        """True for the output of a DequantizeLinear of initializers (a quantized weight)."""
+        return name in self._dequantized
 
     def constant(self, name: str) -> np.ndarray:
         """The value of a constant tensor.
@@ -72,13 +145,24 @@ class GraphView:
         as long as the caller keeps it, so compiling holds no numpy copy of the model's weights
         beside the protos (docs/performance.md, "Session options, compile memory").
         """
+        node = self._dequantized.get(name)
+        if node is not None:
+            names = [t.name for t in node.inputs]
+            zero = self.constant(names[2]) if len(names) > 2 and names[2] else None
+            return quant.dequantize(self.constant(names[0]), self.constant(names[1]), zero,
+                                    int(node.attrs.get("axis", 1)),
+                                    int(node.attrs.get("block_size", 0)))
         tensor = self.tensors[name]
         if not isinstance(tensor, gs.Constant):
             raise UnsupportedModelError(f"tensor '{name}' is not a constant")
         lazy = tensor._values  # gs caches on first .values: peek before
         if isinstance(lazy, LazyValues) and lazy.nbytes >= UNCACHED_BYTES:
-            return np.asarray(lazy.load())
-        return np.asarray(tensor.values)
+            value = np.asarray(lazy.load())
+        else:
+            value = np.asarray(tensor.values)
+        if value.dtype.name in ("float16", "bfloat16"):
+            return value.astype(np.float32)  # fp16/bf16 weights: their exact float32 value
+        return value
 
     def shape(self, name: str) -> tuple[Dim, ...] | None:
         """The inferred shape, symbolic dims as strings, unknown as None."""
@@ -112,8 +196,10 @@ class GraphView:
         return [t.name for t in self.graph.outputs]
 
     def variable_inputs(self, node: gs.Node) -> list[int]:
-        """Indices of a node's inputs that are neither empty nor constant."""
-        return [i for i, t in enumerate(node.inputs) if t.name and not self.is_constant(t.name)]
+        """Indices of a node's inputs that are neither empty, constant nor a run-time
+        quantization parameter."""
+        return [i for i, t in enumerate(node.inputs) if t.name and not self.is_constant(t.name)
+                and t.name not in self._parameters]
 
     # ----------------------------------------------------------------------- path questions
     def ancestors(self, names: Iterable[str]) -> set[str]:

@@ -14,7 +14,7 @@ import onnx_graphsurgeon as gs
 from aeq_onnx.converters.strip_identity import PASS_THROUGH_OPS
 from aeq_onnx.errors import LayerError, UnsupportedModelError
 from aeq_onnx.ir.graph import GraphView
-from aeq_onnx.ir.traits import DENSE, LINEAR, SOFTMAX, WINDOW_POOL
+from aeq_onnx.ir.traits import DENSE, LINEAR, QUANTIZATION, SOFTMAX, WINDOW_POOL
 
 
 @dataclass(frozen=True)
@@ -87,16 +87,24 @@ def default_split(view: GraphView, logits: str) -> str:
     chain = [n for n in view.nodes if n.outputs and n.outputs[0].name in upstream]
     for node in reversed(chain):
         if _collapses_space(view, node):
-            split = node.inputs[0].name
-            producer = view.producer(split)
-            while producer is not None and WINDOW_POOL in view.traits(producer):
-                split = producer.inputs[0].name
-                producer = view.producer(split)
-            return split
+            return _before_pools(view, node.inputs[0].name)
     for node in reversed(chain):
         if DENSE in view.traits(node):
             return node.inputs[0].name
     raise UnsupportedModelError("no spatial stage and no dense layer: cannot pick a split tensor")
+
+
+def _before_pools(view: GraphView, split: str) -> str:
+    """Step back from ``split`` over window pools (spec 2), and over the quantizations of a
+    quantized graph (QuantizeLinear / DequantizeLinear pairs) where a pool lies behind them."""
+    while True:
+        name, producer = split, view.producer(split)
+        while producer is not None and QUANTIZATION in view.traits(producer):
+            name = producer.inputs[0].name
+            producer = view.producer(name)
+        if producer is None or WINDOW_POOL not in view.traits(producer):
+            return split
+        split = producer.inputs[0].name
 
 
 def _downstream(view: GraphView, start: str) -> set[str]:

@@ -30,9 +30,20 @@ SIGN_KEEPING = "sign_keeping"
 #: The output is a gate (in [0, 1]): a Mul of two tensors sends all relevance to the other
 #: operand, the signal (spec 4.8).
 GATE = "gate"
+#: A quantization or dequantization (QuantizeLinear, DequantizeLinear): the identity up to
+#: rounding in the float view of a deployed graph (docs/deployed.md): the default split steps
+#: over it to a pool behind it, and a Mul sees a gate through it.
+QUANTIZATION = "quantization"
+#: ``y = (x - zero_point) · scale`` of inputs (x, scale, zero_point), attributes ``axis`` and
+#: ``block_size``: over constants its output is a constant, the exact dequantized weight.
+DEQUANTIZE = "dequantize"
+#: The outputs after the first are quantization parameters computed at run time
+#: (DynamicQuantizeLinear's scale and zero point): neither data nor constants.
+RUNTIME_PARAMETERS = "runtime_parameters"
 
 #: Every trait a rule may declare.
-TRAITS = frozenset({LINEAR, DENSE, WINDOW_POOL, SOFTMAX, NONNEG_OUTPUT, SIGN_KEEPING, GATE})
+TRAITS = frozenset({LINEAR, DENSE, WINDOW_POOL, SOFTMAX, NONNEG_OUTPUT, SIGN_KEEPING, GATE,
+                    QUANTIZATION, DEQUANTIZE, RUNTIME_PARAMETERS})
 
 #: A node's traits.
 Traits = Callable[[gs.Node], frozenset[str]]

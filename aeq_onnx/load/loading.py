@@ -1,4 +1,5 @@
-"""Load an ONNX model (path, bytes or proto): parse, version-gate, contain external data, check."""
+"""Load an ONNX model (path, bytes or proto): parse, version-gate, contain external data, sort,
+check."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from aeq_onnx.errors import ModelLoadError
-from aeq_onnx.load import protos, safety
+from aeq_onnx.load import order, protos, safety
+from aeq_onnx.load.safety.versions import AcceptedOps
 
 _LENGTH_DELIMITED = {
     FieldDescriptor.TYPE_STRING,
@@ -40,7 +42,8 @@ class LoadedModel:
 
 
 def load_model(source: Source, *, isolate: bool | None = None,
-               allow_custom_domains: bool = False) -> LoadedModel:
+               allow_custom_domains: bool = False,
+               accepted_ops: AcceptedOps | None = None) -> LoadedModel:
     """Load and validate a model; every problem is a one-line ModelLoadError (or subclass).
 
     ``isolate`` runs onnx's checker and shape inference in a memory- and time-limited child
@@ -48,7 +51,9 @@ def load_model(source: Source, *, isolate: bool | None = None,
     process checks the same skeleton bytes once (:func:`aeq_onnx.load.safety.check_isolated`).
     Every caller passes it down (the ``aeq`` command: True unless ``--no-isolate``); None, the
     default of the Python API, falls back to the environment variable ``AEQ_ISOLATE=1``
-    (SECURITY.md). Ops from custom domains are refused unless ``allow_custom_domains``.
+    (SECURITY.md). Ops from custom domains are refused unless ``allow_custom_domains``, save
+    ``accepted_ops`` (by domain: the compiler passes the custom-domain ops that have a rule,
+    onnxruntime's quantized com.microsoft ops; docs/deployed.md).
     """
     path: Path | None = None
     if isinstance(source, onnx.ModelProto):
@@ -71,11 +76,12 @@ def load_model(source: Source, *, isolate: bool | None = None,
     safety.check_strings(model, label)
     safety.check_versions(model, label)
     if not allow_custom_domains:
-        safety.check_domains(model, label)
+        safety.check_domains(model, label, accepted_ops)
     safety.check_tensor_sizes(model, label)
     safety.check_allocations(model, label)
     _load_external_data(model, path.parent if path is not None else None, label)
     _check_io(model, label)
+    order.sort_nodes(model, label)  # a graph valid but for its node order is sorted, not refused
     _check(model, label, isolate)
     safety.check_finite_weights(model, label)
     return LoadedModel(model=model, sha256=sha256, path=path)

@@ -195,7 +195,11 @@ def explain_images(
     chosen = preset if preset is not None else preset_from_metadata(explainer.metadata)
     resolved = get_preset(chosen, size=size, mean=mean,  # type: ignore[arg-type]
                           std=std)  # type: ignore[arg-type]
-    spec = input_spec(list(explainer._input.shape), resolved, max_pixels)
+    spec = input_spec(list(explainer._input.shape), resolved, max_pixels,
+                      explainer.input_dtype.name)
+    if spec.raw_pixels and (mean is not None or std is not None):
+        raise InputError(f"the model takes {spec.dtype} pixels and normalises inside its "
+                         "graph: mean/std do not apply")
     report = ImageReport(failures=failures, preset=resolved, layout=spec.layout)
     if out_dir is not None:
         report.out_dir = make_folder(out_dir)

@@ -139,6 +139,14 @@ class InputSpec:
     height: int
     width: int
     max_pixels: int = MAX_PIXELS
+    #: The input's numpy dtype: a float type, or an integer one for a model that takes raw
+    #: pixels (uint8 photos, 0-255) and normalises inside its graph (docs/deployed.md).
+    dtype: str = "float32"
+
+    @property
+    def raw_pixels(self) -> bool:
+        """True when the model takes integer pixels: no scaling or normalisation outside it."""
+        return np.issubdtype(np.dtype(self.dtype), np.integer)
 
 
 def check_max_pixels(max_pixels: int) -> int:
@@ -149,10 +157,10 @@ def check_max_pixels(max_pixels: int) -> int:
 
 
 def input_spec(shape: list[Any] | tuple[Any, ...], preset: Preset,
-               max_pixels: int = MAX_PIXELS) -> InputSpec:
-    """Layout, channels and size from a rank-4 model input shape (dims may be symbolic);
-    InputError when H x W exceeds ``max_pixels`` or the preset's mean/std do not fit the
-    channels."""
+               max_pixels: int = MAX_PIXELS, dtype: str = "float32") -> InputSpec:
+    """Layout, channels and size from a rank-4 model input shape (dims may be symbolic), and
+    the input's ``dtype``; InputError when H x W exceeds ``max_pixels`` or the preset's
+    mean/std do not fit the channels."""
     check_max_pixels(max_pixels)
     if len(shape) != 4:
         raise InputError(f"the model input has shape {list(shape)}; an image model needs rank 4")
@@ -183,7 +191,7 @@ def input_spec(shape: list[Any] | tuple[Any, ...], preset: Preset,
         if len(values) != 1 and len(values) < channels:
             raise InputError(f"the preset's {name} has {len(values)} values, the model input "
                              f"{channels} channels")
-    return InputSpec(layout, channels, height, width, max_pixels)
+    return InputSpec(layout, channels, height, width, max_pixels, np.dtype(dtype).name)
 
 
 def resize_and_crop(image: Any, height: int, width: int, crop_fraction: float,
@@ -217,7 +225,8 @@ def resize_and_crop(image: Any, height: int, width: int, crop_fraction: float,
 
 def preprocess(image: Any, preset: Preset, spec: InputSpec) -> tuple[np.ndarray, Any]:
     """One photo (PIL image) as a float32 sample in the model's layout (no batch axis), and the
-    resized, cropped photo the model sees (for display)."""
+    resized, cropped photo the model sees (for display). A model that takes integer pixels
+    (``spec.raw_pixels``) gets them as they are, 0-255 in its dtype, with no normalisation."""
     from PIL import Image
 
     mode = "L" if spec.channels == 1 else "RGB"
@@ -227,6 +236,11 @@ def preprocess(image: Any, preset: Preset, spec: InputSpec) -> tuple[np.ndarray,
                                spec.max_pixels)
     except Image.DecompressionBombError as exc:
         raise InputError(f"refused as a decompression bomb: {exc}") from None
+    if spec.raw_pixels:  # the model normalises inside its graph: feed it 0-255 pixels
+        raw = np.asarray(crop, dtype=np.uint8)
+        raw = raw[:, :, None] if raw.ndim == 2 else raw
+        raw = raw.transpose(2, 0, 1) if spec.layout == "NCHW" else raw
+        return np.ascontiguousarray(raw, dtype=spec.dtype), crop.convert("RGB")
     x = np.asarray(crop, dtype=np.float32) / np.float32(255.0)
     if x.ndim == 2:
         x = x[:, :, None]

@@ -10,6 +10,7 @@ import onnx_graphsurgeon as gs
 from aeq_onnx.ir.emit import Emitter
 from aeq_onnx.ir.geometry import ConvGeometry
 from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.rules.shared.floatview import FloatView
 
 #: Map from a node's input index to the tensor carrying the gradient or relevance there.
 Flows = dict[int, str]
@@ -46,13 +47,22 @@ class MethodHooks(Protocol):
 
 @dataclass
 class EmitContext:
-    """What a rule may use: the emitter, the graph view and the explanation method."""
+    """What a rule may use: the emitter, the graph view and the explanation method.
+
+    Every node the emitter writes reads the model through ``floats``, the float view of a
+    quantized or fp16 graph (:mod:`aeq_onnx.rules.shared.floatview`): rules name the model's
+    tensors as they are and get their float32 values."""
 
     em: Emitter
     view: GraphView
     method: MethodHooks
     #: Conv nodes fed by the model input through constant-only ops (spec 4.3), by name.
     input_layers: set[str] = field(default_factory=set)
+    floats: FloatView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.floats = FloatView(self.view, self.em)
+        self.em.reader = self.floats.read
 
 
 class OpTraits:
@@ -77,6 +87,9 @@ class OpRule(OpTraits):
     """
 
     data_inputs: tuple[int, ...] | None = None
+    #: Custom op domains the op is also accepted from (onnxruntime's ``com.microsoft`` for
+    #: its quantized ops; docs/deployed.md): any other custom-domain op is refused at load.
+    domains: frozenset[str] = frozenset()
     #: Short name of the relevance rule, for ``aeq inspect`` and docs/ops.md.
     relevance_name = "unsupported"
     vjp_name = "unsupported"

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.ir.traits import GATE
+from aeq_onnx.ir.traits import GATE, QUANTIZATION
 from aeq_onnx.rules.base import EmitContext, Flows, single
 from aeq_onnx.rules.registry import register
 from aeq_onnx.rules.shared.elementwise import WithConstant, constant_operand_problem, same_shape
 
 
 def gate_indices(ctx: EmitContext, node: gs.Node) -> list[int]:
-    """The operands of ``node`` produced by a ``gate`` op (Sigmoid, HardSigmoid)."""
+    """The operands of ``node`` produced by a ``gate`` op (Sigmoid, HardSigmoid,
+    QLinearSigmoid), seen through the quantizations of a deployed graph."""
     found = []
     for i, t in enumerate(node.inputs):
         producer = ctx.view.producer(t.name)
+        while producer is not None and QUANTIZATION in ctx.view.traits(producer):
+            producer = ctx.view.producer(producer.inputs[0].name)
         if producer is not None and GATE in ctx.view.traits(producer):
             found.append(i)
     return found

@@ -113,6 +113,16 @@ def supported_ops() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def custom_ops() -> dict[str, frozenset[str]]:
+    """The custom-domain ops that have a rule, by domain (what loading accepts)."""
+    found: dict[str, set[str]] = {}
+    for op, registered in _REGISTRY.items():
+        for entry in registered:
+            for domain in entry.rule.domains:
+                found.setdefault(domain, set()).add(op)
+    return {domain: frozenset(ops) for domain, ops in sorted(found.items())}
+
+
 def entries() -> list[RuleEntry]:
     """Every registration, sorted by op type (for docs and ``aeq inspect``)."""
     return [e for op in sorted(_REGISTRY) for e in _REGISTRY[op]]

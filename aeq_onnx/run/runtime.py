@@ -137,10 +137,11 @@ def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     ``isolate``: see :func:`aeq_onnx.load.load_model`."""
     from aeq_onnx.compile.compiler import compile_explainer
     from aeq_onnx.load.loading import load_model
+    from aeq_onnx.rules import registry
 
     if precision is not None:
         check_precision(precision)
-    proto = load_model(model, isolate=isolate).model
+    proto = load_model(model, isolate=isolate, accepted_ops=registry.custom_ops()).model
     if not is_explainer(proto):
         del proto  # compile from the source: one loaded copy of a big model, not two
         if compile_kwargs.get("method") is None:
@@ -213,6 +214,9 @@ class Explainer:
             warnings.warn("an fp16 explainer is meant for CUDA: on CPU onnxruntime casts around "
                           "ops without fp16 kernels and it runs slower than fp32", stacklevel=2)
         self._input = self.session.get_inputs()[0]
+        #: The model input's element type: float32, float16, or the integers of a model that
+        #: takes uint8 photos and normalises inside its graph (docs/deployed.md).
+        self.input_dtype = input_dtype(self._input.type)
         self.classes = int(self.session.get_outputs()[0].shape[1])
 
     def _graph_runner(self, cuda_graph: bool) -> GraphRunner | None:
@@ -231,10 +235,11 @@ class Explainer:
         save_explainer(self.model, path)
 
     def check_batch(self, batch: np.ndarray) -> np.ndarray:
-        """The batch as float32, or an :class:`InputError` naming what does not fit."""
+        """The batch in the model input's own dtype (floats as float32 or float16; integers,
+        for a model that takes uint8 photos, within that type's range), or an
+        :class:`InputError` naming what does not fit."""
         batch = np.asarray(batch)
-        if not np.issubdtype(batch.dtype, np.floating):
-            raise InputError(f"input dtype {batch.dtype} is not a float type (float32 expected)")
+        batch = _as_input_dtype(batch, self.input_dtype)
         want = self._input.shape
         if batch.ndim != len(want):
             raise InputError(f"input has rank {batch.ndim}, the model expects {len(want)}: {want}")
@@ -243,8 +248,7 @@ class Explainer:
         for axis, (got, need) in enumerate(zip(batch.shape, want, strict=True)):
             if axis > 0 and isinstance(need, int) and got != need:
                 raise InputError(f"input shape {batch.shape} does not match the model's {want}")
-        batch = batch.astype(np.float32, copy=False)
-        if not np.isfinite(batch).all():
+        if np.issubdtype(batch.dtype, np.floating) and not np.isfinite(batch).all():
             raise InputError("the input contains NaN or Inf values")
         return batch
 
@@ -311,6 +315,40 @@ class Explainer:
         shape = tuple(batch.shape())
         if not shape or shape[0] == 0:
             raise InputError(f"input shape {shape} holds no batch")
-        self.check_batch(np.zeros((1, *shape[1:]), np.float32))  # shape only: data stays put
+        self.check_batch(np.zeros((1, *shape[1:]), self.input_dtype))  # shape only: data stays
         t = self.check_target(target, shape[0])
         return dict(zip(OUTPUTS, self._run_bound(batch, t), strict=True))
+
+
+#: onnxruntime's input type names and the numpy dtypes the explainer feeds.
+_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+                "tensor(double)": np.float64, "tensor(uint8)": np.uint8,
+                "tensor(int8)": np.int8, "tensor(uint16)": np.uint16, "tensor(int16)": np.int16}
+
+
+def input_dtype(type_name: str) -> np.dtype:
+    """The numpy dtype of an onnxruntime input type (``tensor(uint8)`` -> uint8); an
+    :class:`InputError` for a type no image model takes."""
+    found = _INPUT_TYPES.get(type_name)
+    if found is None:
+        raise InputError(f"the model input has type {type_name}; float or uint8 images expected")
+    return np.dtype(found)
+
+
+def _as_input_dtype(batch: np.ndarray, want: np.dtype) -> np.ndarray:
+    """``batch`` converted to the model input's dtype ``want``: floats to float32/float16,
+    integers within ``want``'s range to an integer input; a one-line InputError otherwise."""
+    floating = np.issubdtype(batch.dtype, np.floating)
+    if np.issubdtype(want, np.floating):
+        if not floating:
+            raise InputError(f"input dtype {batch.dtype} is not a float type (the model takes "
+                             f"{want.name})")
+        return batch.astype(want, copy=False)
+    info = np.iinfo(want)
+    if floating or not np.issubdtype(batch.dtype, np.integer):
+        raise InputError(f"the model takes {want.name} images (integers {info.min}-{info.max}, "
+                         f"normalised inside its graph); got {batch.dtype} values")
+    if batch.size and (batch.min() < info.min or batch.max() > info.max):
+        raise InputError(f"input values {batch.min()}..{batch.max()} are outside {want.name}'s "
+                         f"range {info.min}..{info.max}")
+    return batch.astype(want, copy=False)

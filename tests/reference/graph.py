@@ -42,6 +42,8 @@ class Graph:
         for n in self.nodes:  # a node without inputs (Constant) is constant too
             if all(i in self.const for i in n.input if i):
                 self.const.update(n.output)
+            elif registry.has_trait(n.op_type, "runtime_parameters"):
+                self.const.update(n.output[1:])  # run-time scales: no data (deployed.md)
 
     def data_inputs(self, node: onnx.NodeProto) -> list[str]:
         """The node's non-constant inputs."""

@@ -37,9 +37,22 @@ def forward_node(node: Node, ins: Ins) -> Tensor | tuple[Tensor, ...]:
     return entry.forward(ins, node)
 
 
-def run_forward(graph: Graph, x: Tensor) -> dict[str, Tensor]:
-    """Run the graph on ``x`` (autograd on: every activation depends on ``x``)."""
-    dtype = x.dtype
+Fixed = dict[str, np.ndarray]
+
+
+def _fix(value: Tensor, want: np.ndarray, dtype: torch.dtype) -> Tensor:
+    """``want`` in place of ``value``, with ``value``'s gradient (straight-through)."""
+    fixed = torch.from_numpy(np.asarray(want, np.float64)).to(dtype).reshape(value.shape)
+    if not value.is_floating_point() or not value.requires_grad:
+        return fixed
+    return value + (fixed - value).detach()
+
+
+def run_forward(graph: Graph, x: Tensor, fixed: Fixed | None = None) -> dict[str, Tensor]:
+    """Run the graph on ``x`` (autograd on: every activation depends on ``x``). ``fixed``
+    replaces the values of the named tensors by given ones, keeping the gradient of the
+    computed ones (a deployed model's own quantized activations, computed by its runtime)."""
+    dtype = x.dtype if x.is_floating_point() else torch.float64
     env: dict[str, Tensor] = {}
     for name, arr in graph.inits.items():
         t = torch.from_numpy(np.array(arr))
@@ -51,7 +64,8 @@ def run_forward(graph: Graph, x: Tensor) -> dict[str, Tensor]:
         # optional outputs a forward does not produce stay unset (a KeyError where read)
         for name, value in zip(proto.output, outs, strict=False):
             if name:
-                env[name] = value
+                env[name] = value if fixed is None or name not in fixed else _fix(
+                    value, fixed[name], dtype)
     return env
 
 
@@ -164,10 +178,10 @@ def propagate(walk: Walk, split: str, R0: Tensor) -> Tensor:
 
 def explain_one(
     graph: Graph, x: Tensor, target: int | None, ratio: float, split: str | None,
-    add_mode: str,
+    add_mode: str, fixed: Fixed | None = None,
 ) -> dict[str, object]:
     """Explain one sample ``x`` ([1, ...]); see ``reference_explain``."""
-    env = run_forward(graph, x.requires_grad_(True))
+    env = run_forward(graph, x.requires_grad_(True), fixed)
     split = split or find_split(graph, env)
     logits = env[logits_name(graph)]
     t = int(logits[0].argmax()) if target is None else int(target)
@@ -181,6 +195,13 @@ def explain_one(
     return {"logits": logits.detach(), "target": t, "R0": R0, "R": R, "split": split}
 
 
+def _sample(fixed: Fixed | None, i: int, n: int) -> Fixed | None:
+    """Sample ``i``'s share of ``fixed`` (arrays without the batch dim are whole)."""
+    if fixed is None:
+        return None
+    return {k: v[i : i + 1] if v.ndim and v.shape[0] == n else v for k, v in fixed.items()}
+
+
 def reference_explain(
     model: onnx.ModelProto,
     x: np.ndarray,
@@ -189,13 +210,17 @@ def reference_explain(
     split: str | None = None,
     add_rule: str = "residual",
     dtype: torch.dtype = torch.float64,
+    fixed: Fixed | None = None,
 ) -> dict:
     """Attribution Equilibrium (Nam & Lee, T-PAMI 2024) for every sample of ``x``.
 
     Runs the ONNX ``model`` with torch ops one sample at a time, picks the split tensor
     (section 2) unless ``split`` is given, forms ``R0`` (section 3) from the gradient of the
     target logit (top-1 when ``target`` is None), and propagates it to the input with the
-    section-4 rules. ``add_rule`` is ``'residual'``, ``'share'`` or ``'z'``.
+    section-4 rules. ``add_rule`` is ``'residual'``, ``'share'`` or ``'z'``. ``fixed``: values
+    of named tensors for the whole batch (a deployed model's quantized activations as its
+    runtime computed them, ``tests/deployed``), sliced per sample where they have the batch
+    dim, whole where they do not (a run-time scale of the batch).
 
     Returns numpy float32 ``logits`` [N, K], int64 ``target`` [N], ``R0`` [N, ...] at the
     split tensor, ``R`` (the input's shape) and the ``split`` name.
@@ -204,7 +229,8 @@ def reference_explain(
         raise ValueError(f"unknown add_rule {add_rule!r}")
     graph = Graph(model)
     xs = torch.from_numpy(np.asarray(x)).to(dtype)
-    outs = [explain_one(graph, xs[i : i + 1].clone(), target, ratio, split, add_rule)
+    outs = [explain_one(graph, xs[i : i + 1].clone(), target, ratio, split, add_rule,
+                        _sample(fixed, i, xs.shape[0]))
             for i in range(xs.shape[0])]
 
     def cat(key: str) -> np.ndarray:

@@ -44,7 +44,9 @@ PACKAGES = ("tests.rules",)
 #: counts on the residual paths of 4.7); ``dense``: an MLP's split is the input of the last
 #: such node (2); ``window_pool``: the default split steps back over it (2); ``softmax``: at the
 #: model output, the logits are its input (3).
-TRAITS = frozenset({"linear", "dense", "window_pool", "softmax"})
+#: ``runtime_parameters``: the outputs after the first are quantization parameters computed at
+#: run time (a DynamicQuantizeLinear's scale and zero point), no data (docs/deployed.md).
+TRAITS = frozenset({"linear", "dense", "window_pool", "softmax", "runtime_parameters"})
 
 
 class DuplicateReference(ValueError):

@@ -26,7 +26,18 @@ from tests.rules.scaffold import (
     const_operand,
 )
 
-GATES = ("Sigmoid", "HardSigmoid")
+GATES = ("Sigmoid", "HardSigmoid", "QLinearSigmoid")
+#: Seen through when looking for a gate: a deployed graph's quantizations (docs/deployed.md).
+QUANTIZATIONS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def gate_op(walk: Walk, name: str) -> str | None:
+    """The op that produces ``name``, looking through quantizations."""
+    op = walk.graph.producer_op(name)
+    while op in QUANTIZATIONS:
+        name = walk.graph.nodes[walk.graph.producer[name]].input[0]
+        op = walk.graph.producer_op(name)
+    return op
 
 
 def gate_signal(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -35,7 +46,7 @@ def gate_signal(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torc
     data = walk.data(node)
     if len(data) != 2:
         return one_data_input(walk, node, R)
-    gates = [d for d in data if walk.graph.producer_op(d) in GATES]
+    gates = [d for d in data if gate_op(walk, d) in GATES]
     if len(gates) != 1:
         raise NotImplementedError("Mul of two tensors without exactly one gate")
     signal = next(d for d in data if d != gates[0])

@@ -1,8 +1,11 @@
 """Versions and op domains: refuse IR versions and opsets newer than the installed onnx and
-onnxruntime support, and ops outside the standard ONNX domain."""
+onnxruntime support, and ops outside the standard ONNX domain (save the custom-domain ops the
+caller accepts: onnxruntime's quantized ops that have a rule, docs/deployed.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import cache
 
 import onnx
@@ -14,6 +17,13 @@ from aeq_onnx.load.safety.walk import all_nodes
 
 #: Op domains accepted without ``allow_custom_domains``.
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+#: Ops of custom domains a caller accepts, by domain (the rules' own: compile/prepare.py).
+AcceptedOps = Mapping[str, AbstractSet[str]]
+
+
+def is_known_op(domain: str, op_type: str, accepted: AcceptedOps | None = None) -> bool:
+    """True for a standard op, or one of the ``accepted`` ops of its domain."""
+    return domain in STANDARD_DOMAINS or op_type in (accepted or {}).get(domain, ())
 
 
 @cache
@@ -65,11 +75,13 @@ def check_versions(model: onnx.ModelProto, label: str) -> None:
                 f"{ort_version} at most opset {ort_opset}")
 
 
-def check_domains(model: onnx.ModelProto, label: str) -> None:
-    """Refuse nodes from op domains other than the standard ONNX one (listing them)."""
+def check_domains(model: onnx.ModelProto, label: str,
+                  accepted: AcceptedOps | None = None) -> None:
+    """Refuse nodes from op domains other than the standard ONNX one (listing them), save
+    the ``accepted`` ops of their domain."""
     custom: dict[str, set[str]] = {}
     for node in all_nodes(model):
-        if node.domain not in STANDARD_DOMAINS:
+        if not is_known_op(node.domain, node.op_type, accepted):
             custom.setdefault(node.domain, set()).add(node.op_type)
     for function in model.functions:
         if function.domain not in STANDARD_DOMAINS:
@@ -78,5 +90,6 @@ def check_domains(model: onnx.ModelProto, label: str) -> None:
         listed = "; ".join(f"{domain} ({', '.join(sorted(ops))})"
                            for domain, ops in sorted(custom.items()))
         raise CustomDomainError(
-            f"{label} uses custom op domain(s): {listed}; only standard ONNX ops are accepted "
+            f"{label} uses custom op domain(s): {listed}; only standard ONNX ops and onnxruntime's "
+            "quantized ops (docs/deployed.md) are accepted "
             "(load_model(..., allow_custom_domains=True) to load it anyway)")
