@@ -32,9 +32,9 @@ def _method_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """The method, its parameters given on the command line, and the compile options."""
     kwargs: dict[str, object] = {"layer": args.layer, "output": args.output,
                                  "isolate": _isolate(args)}
-    if args.method is not None:  # None: "ae" when compiling, the file's own for an explainer
-        kwargs["method"] = args.method
-    for key in (*(p.name for p in method_flags()), "precision"):
+    # options not given stay out: --method then means "ae" when compiling, the file's own
+    # method for an explainer
+    for key in ("method", *(p.name for p in method_flags()), "precision"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
     return kwargs
