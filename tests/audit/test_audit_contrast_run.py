@@ -158,3 +158,20 @@ def test_randomisation_report_does_not_depend_on_row_order(audited: tuple[Path, 
         paths = write(mixed, config, info)
         outputs.add(tuple(paths[k].read_bytes() for k in ("json", "md", "html")))
     assert len(outputs) == 1
+
+
+def test_command_line_flags(audited: tuple[Path, object], capsys: pytest.CaptureFixture[str],
+                            ) -> None:
+    from aeq_onnx.cli import main
+
+    root, _ = audited
+    out = root / "cli"
+    code = main(["audit", str(root / "model.onnx"), "--manifest", str(root / "manifest.csv"),
+                 "--methods", "gradient", "--preset", "unit", "--size", str(SIZE), "--steps",
+                 "3", "--class-sensitivity", "--randomisation", "1", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    row = report["table"]["gradient"]
+    assert {"distractor_energy", "class_sensitivity", "rand_spearman"} <= set(row)
+    assert [p["level"] for p in report["randomisation"]["gradient"]] == ["classifier", "all"]
+    assert "top-2 Spearman (info)" in capsys.readouterr().out
