@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rise-masks", type=int, default=4000)
     parser.add_argument("--models", default="vgg,resnet")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "localisation")
-    parser.add_argument("--doc", type=Path, default=DOC, help="markdown to write ('' for none)")
+    parser.add_argument("--doc", default=str(DOC), help="markdown to write ('' for none)")
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     start = time.perf_counter()
@@ -144,8 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tables[name] = "\n".join([markdown_table(report), *markdown_randomisation(report)
                                   ]).replace("## Weight randomisation", "### Weight randomisation")
         print(f"\n{name}_scenes.onnx\n{tables[name]}", flush=True)
-    if str(args.doc):
-        args.doc.write_text(document(tables, args, time.perf_counter() - start, args.machine),
+    if args.doc:
+        Path(args.doc).write_text(document(tables, args, time.perf_counter() - start, args.machine),
                             encoding="utf-8")
     return 0
 
