@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,9 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
           device: Device = "cpu", threads: int | None = None, output: str | None = None,
           progress: Progress | None = None, command: str = "",
           engine: RayOptions | None = None, max_pixels: int = MAX_PIXELS,
-          isolate: bool | None = None) -> AuditResult:
+          isolate: bool | None = None, class_sensitivity: bool = False,
+          randomisation_cases: int = 0,
+          randomisation_levels: Sequence[int | str] = (1, 5, 15, "all")) -> AuditResult:
     """Run every method on every case and write ``report.{json,md,html}`` into ``out``.
 
     ``engine`` None runs locally; :class:`RayOptions` runs the cases on a Ray cluster
@@ -134,12 +137,17 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
     of the inputs; a model input over ``max_pixels`` per image is refused before any photo is
     read (:func:`aeq_onnx.render.presets.input_spec`). ``isolate`` runs the checks of the model
     and of every explainer compiled from it in a limited child process
-    (:func:`aeq_onnx.load.load_model`).
+    (:func:`aeq_onnx.load.load_model`). ``class_sensitivity`` also explains each case's
+    runner-up class and scores the rank correlation of the two maps (twice the explanations);
+    ``randomisation_cases`` > 0 runs the weight-randomisation check (classifier first,
+    :mod:`aeq_onnx.audit.randomisation`) on that many cases, at ``randomisation_levels``
+    (weight tensors re-drawn from the output; ``"all"``).
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    if sanity_cases < 0:
-        raise InputError(f"sanity cases must be >= 0, got {sanity_cases}")
+    if sanity_cases < 0 or randomisation_cases < 0:
+        raise InputError(f"sanity and randomisation cases must be >= 0, got {sanity_cases} "
+                         f"and {randomisation_cases}")
     check_max_pixels(max_pixels)
     chosen = parse_methods(methods)
     sources = [model, *source.images, source.masks, source.boxes, source.voc, source.coco,
@@ -155,7 +163,10 @@ def audit(model: str | os.PathLike[str], source: GroundTruthSource, *,
     settings = curves or CurveSettings()
     config = AuditConfig(chosen, Path(out), resolved, spec, settings, batch_size,
                          sanity_cases, device=device, threads=threads,
-                         output=output, progress=progress, isolate=isolate)
+                         output=output, progress=progress, isolate=isolate,
+                         class_sensitivity=class_sensitivity,
+                         randomisation_cases=randomisation_cases,
+                         randomisation_levels=tuple(randomisation_levels))
     if engine is None:
         run = run_audit(loaded.model, loaded.sha256, cases, config)
     else:

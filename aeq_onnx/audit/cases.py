@@ -42,14 +42,32 @@ class Case:
                 mask |= obj.region(size)
         return mask
 
+    def original_distractors(self) -> np.ndarray | None:
+        """The union of the objects of *other* classes (other name, no shared model output)
+        at the photo's own size, the class's own region removed; None without any."""
+        if self.annotation is None:
+            return None
+        size, own = self.annotation.size, set(self.candidates)
+        others = [o for o in self.annotation.objects
+                  if o.class_name != self.class_name and not own & set(o.targets)]
+        if not others:
+            return None
+        mask = np.zeros((size[1], size[0]), dtype=bool)
+        for obj in others:
+            mask |= obj.region(size)
+        target = self.original_mask()
+        return mask & ~target if target is not None else mask
+
 
 @dataclass
 class Prepared:
-    """A case ready to run: the model-layout sample and the mask as the model sees it."""
+    """A case ready to run: the model-layout sample, the mask and the other classes' objects
+    (``distractors``; None without any in view) as the model sees them."""
 
     case: Case
     sample: np.ndarray
     mask: np.ndarray | None
+    distractors: np.ndarray | None = None
 
 
 def _slug(text: str) -> str:
@@ -57,11 +75,13 @@ def _slug(text: str) -> str:
 
 
 def cases_for(annotation: ImageAnnotation) -> list[Case]:
-    """One case per annotated class of the image; a class without model outputs (a mask with
-    no class, a class missing from the mapping) is explained for the model's top-1."""
+    """One case per annotated class of the image (``context`` objects are none); a class
+    without model outputs (a mask with no class, a class missing from the mapping) is
+    explained for the model's top-1."""
     by_class: dict[str, set[int]] = {}
     for obj in annotation.objects:
-        by_class.setdefault(obj.class_name, set()).update(obj.targets)
+        if not obj.context:
+            by_class.setdefault(obj.class_name, set()).update(obj.targets)
     stem = _slug(annotation.path.stem)
     return [Case(f"{stem}.{_slug(name)}" if name else stem, annotation.path, name,
                  tuple(sorted(targets)), annotation)
@@ -101,7 +121,7 @@ def prepare(case: Case, spec: InputSpec, preset: Preset) -> Prepared:
     photo = load_image(case.path)
     sample, _ = preprocess(photo, preset, spec)
     original = case.original_mask()
-    mask = None
+    mask, distractors = None, None
     if original is not None:
         if original.shape != (photo.height, photo.width):
             raise InputError(f"mask {original.shape[::-1]} does not match the image "
@@ -109,7 +129,11 @@ def prepare(case: Case, spec: InputSpec, preset: Preset) -> Prepared:
         mask = crop_mask(original, spec, preset)
         if not mask.any():
             raise InputError(f"the {case.class_name} region falls outside the centre crop")
-    return Prepared(case, sample, mask)
+        others = case.original_distractors()
+        if others is not None:
+            distractors = crop_mask(others, spec, preset) & ~mask
+            distractors = distractors if distractors.any() else None
+    return Prepared(case, sample, mask, distractors)
 
 
 def choose_targets(logits: np.ndarray, cases: Sequence[Case]) -> np.ndarray:

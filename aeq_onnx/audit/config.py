@@ -59,6 +59,13 @@ class AuditConfig:
     batch_size: int = 8
     sanity_cases: int = 0
     sanity_seed: int = 0
+    #: Explain each case's runner-up class too and score the two maps' rank correlation.
+    class_sensitivity: bool = False
+    #: Weight-randomisation check (:mod:`.randomisation`) on this many cases (0: off).
+    randomisation_cases: int = 0
+    #: Its levels: how many weight tensors are re-drawn from the output (0: none; "all").
+    randomisation_levels: tuple[int | str, ...] = (1, 5, 15, "all")
+    randomisation_seed: int = 0
     device: Device = "cpu"
     threads: int | None = None
     output: str | None = None
@@ -69,11 +76,13 @@ class AuditConfig:
 
 @dataclass
 class AuditRun:
-    """What the engine produced: result rows, sanity rows and per-item failures."""
+    """What the engine produced: result rows, sanity rows, per-item failures, the methods and
+    the weight-randomisation rows."""
 
     rows: list[Row] = field(default_factory=list)
     sanity: list[Row] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
+    randomisation: list[Row] = field(default_factory=list)
 
 

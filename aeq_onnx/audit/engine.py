@@ -17,6 +17,8 @@ from aeq_onnx.audit.cases import Case, Prepared, choose_targets, prepare
 from aeq_onnx.audit.config import AuditConfig, AuditRun
 from aeq_onnx.audit.forward import Forward, to_nchw
 from aeq_onnx.audit.methods import MethodSpec
+from aeq_onnx.audit.metrics import class_sensitivity, softmax
+from aeq_onnx.audit.randomisation import run_randomisation
 from aeq_onnx.audit.runners import Runner, make_runner
 from aeq_onnx.audit.sanity import run_sanity
 from aeq_onnx.audit.scoring import curves, localisation
@@ -49,6 +51,14 @@ def build_runners(model: onnx.ModelProto, config: AuditConfig, forward: Forward,
         except AeqError as exc:
             failures.append((f"method {spec.label}", str(exc)))
     return runners
+
+
+def runner_ups(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per sample the best-scoring class other than its target (the top-2 when the target is
+    the top-1); ties go to the lower index."""
+    masked = np.array(logits, dtype=np.float64, copy=True)
+    masked[np.arange(len(targets)), targets] = -np.inf
+    return np.argmax(masked, axis=1).astype(np.int64)
 
 
 def heat_slug(label: str) -> str:
@@ -87,7 +97,8 @@ class Worker:
                     "class": item.case.class_name, "target": target, "probability": prob,
                     "heatmap": path.relative_to(self.config.out).as_posix()}
         if item.mask is not None:
-            row.update({k: finite(v) for k, v in localisation(heat, item.mask).items()})
+            row.update({k: finite(v) for k, v in
+                        localisation(heat, item.mask, item.distractors).items()})
         sample = to_nchw(item.sample[None], self.forward.layout)[0]
         aucs, shapes = curves(self.forward.predict, sample, heat, target, self.config.curves)
         row.update({k: finite(v) for k, v in aucs.items()})
@@ -105,20 +116,39 @@ class Worker:
         except AeqError as exc:
             self.failures.extend((str(r.case.path), str(exc)) for r in ready)
             return []
-        probs = self.forward.probabilities(nchw)
+        logits = self.forward.logits(nchw)
+        probs = softmax(logits)
+        pairs = self.config.class_sensitivity and logits.shape[1] > 1
+        seconds = runner_ups(logits, targets) if pairs else None
         rows: list[Row] = []
         for label, (_, runner) in self.runners.items():
             todo = [i for i, r in enumerate(ready) if not done(r.case.key, label)]
             if not todo:
                 continue
+            batch = np.stack([ready[i].sample for i in todo])
             try:
-                heats = runner.heat(np.stack([ready[i].sample for i in todo]), targets[todo])
+                heats = runner.heat(batch, targets[todo])
+                others = None if seconds is None else runner.heat(batch, seconds[todo])
             except AeqError as exc:
                 self.failures.append((f"method {label} on {ready[todo[0]].case.path}…", str(exc)))
                 continue
-            rows.extend(self.score(ready[i], int(targets[i]), float(probs[i, targets[i]]), heat,
-                                   label) for i, heat in zip(todo, heats, strict=True))
+            for k, (i, heat) in enumerate(zip(todo, heats, strict=True)):
+                row = self.score(ready[i], int(targets[i]), float(probs[i, targets[i]]), heat,
+                                 label)
+                if seconds is not None and others is not None:
+                    row["runner_up"] = int(seconds[i])
+                    row["class_sensitivity"] = finite(class_sensitivity(heat, others[k]))
+                rows.append(row)
         return rows
+
+
+def stored(store: ResultStore, config: AuditConfig) -> Callable[[str, str], bool]:
+    """The ``done`` test of :meth:`Worker.process`: a row is stored (with the class
+    sensitivity when the configuration asks for it, so an older run's rows are redone)."""
+    def done(key: str, label: str) -> bool:
+        row = store.get(key, label)
+        return row is not None and (not config.class_sensitivity or "runner_up" in row)
+    return done
 
 
 def run_audit(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case],
@@ -128,7 +158,7 @@ def run_audit(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case],
     store = ResultStore(config.out)
     done = 0
     for chunk in chunks(cases, config.batch_size):
-        for row in worker.process(chunk, lambda key, label: store.get(key, label) is not None):
+        for row in worker.process(chunk, stored(store, config)):
             store.put(row)
         done += len(chunk)
         if config.progress is not None:
@@ -138,9 +168,10 @@ def run_audit(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case],
 
 def finish(model: onnx.ModelProto, cases: Sequence[Case], config: AuditConfig, worker: Worker,
            store: ResultStore) -> AuditRun:
-    """Collect this audit's rows from the store and run the sanity check if asked. Rows and
-    sanity rows in canonical order, failures sorted and once each: the same run whatever order
-    the cases completed in (engines, worker counts, resumed runs)."""
+    """Collect this audit's rows from the store and run the sanity and randomisation checks if
+    asked. Rows, sanity and randomisation rows in canonical order, failures sorted and once
+    each: the same run whatever order the cases completed in (engines, worker counts, resumed
+    runs)."""
     run = AuditRun(failures=sorted(set(worker.failures)), methods=list(worker.runners))
     keys = {c.key for c in cases}
     run.rows = canonical(r for r in store.rows.values()
@@ -148,4 +179,7 @@ def finish(model: onnx.ModelProto, cases: Sequence[Case], config: AuditConfig, w
     if config.sanity_cases > 0 and worker.runners:
         run.sanity = canonical(run_sanity(model, cases, worker.runners, worker.forward, config,
                                           run))
+    if config.randomisation_cases > 0 and worker.runners:
+        run.randomisation = canonical(run_randomisation(model, cases, worker.runners, config,
+                                                        run))
     return run

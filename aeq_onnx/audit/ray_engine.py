@@ -36,6 +36,7 @@ import onnx
 from aeq_onnx.audit.cases import Case
 from aeq_onnx.audit.config import AuditConfig, AuditRun, RayOptions
 from aeq_onnx.audit.engine import Worker, finish
+from aeq_onnx.audit.engine import stored as stored_test
 from aeq_onnx.audit.store import ResultStore, Row, canonical
 from aeq_onnx.errors import InputError
 
@@ -108,12 +109,12 @@ def _stored(pairs: list[list[str]]) -> Callable[[str, str], bool]:
     return lambda case, method: (case, method) in done
 
 
-def _pending(cases: Sequence[Case], labels: Iterable[str],
-             store: ResultStore) -> list[tuple[Case, list[tuple[str, str]]]]:
+def _pending(cases: Sequence[Case], labels: Iterable[str], store: ResultStore,
+             config: AuditConfig) -> list[tuple[Case, list[tuple[str, str]]]]:
     """Cases with a method not yet stored, and the (case, method) pairs already stored."""
-    methods, todo = list(labels), []
+    methods, todo, is_done = list(labels), [], stored_test(store, config)
     for case in cases:
-        done = [(case.key, m) for m in methods if store.get(case.key, m) is not None]
+        done = [(case.key, m) for m in methods if is_done(case.key, m)]
         if len(done) < len(methods):
             todo.append((case, done))
     return todo
@@ -233,7 +234,7 @@ def _run_pipeline(model: onnx.ModelProto, source_sha: str, cases: Sequence[Case]
                   config: AuditConfig, options: RayOptions, worker: Worker,
                   store: ResultStore, actor: type[AuditActor]) -> Throughput:
     """Explain and score the pending cases on the cluster; returns the throughput."""
-    todo = _pending(cases, worker.runners, store) if worker.runners else []
+    todo = _pending(cases, worker.runners, store, config) if worker.runners else []
     items = _items(todo, config.batch_size)
     sizes = {item["chunk"]: len(pickle.loads(item["cases"])) for item in items}
     collector = _Collector(store, worker, config, sizes, len(cases))

@@ -35,13 +35,14 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 def build(run: AuditRun, info: dict[str, Any]) -> dict[str, Any]:
     """The report as one JSON-able dict (``info`` less :data:`RUN_KEYS`)."""
-    table = summary.table(run.rows, run.sanity, run.methods)
+    table = summary.table(run.rows, run.sanity, run.methods, run.randomisation)
     info = {k: v for k, v in info.items() if k not in RUN_KEYS}
     return {**info, "methods": run.methods, "table": table,
             "columns": [c for c, _, _ in summary.COLUMNS
                         if any(c in v for v in table.values())],
             "curves": summary.mean_curves(run.rows, run.methods),
             "sanity": summary.sanity_curves(run.sanity, run.methods),
+            "randomisation": summary.randomisation_table(run.randomisation, run.methods),
             "failures": [{"item": i, "error": e} for i, e in sorted(set(run.failures))],
             "cases": len({r["case"] for r in run.rows})}
 
@@ -66,11 +67,47 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _levels(report: dict[str, Any]) -> list[tuple[int, str]]:
+    """The randomisation levels some method has, fewest tensors first."""
+    return sorted({(p["tensors"], p["level"]) for pts in report["randomisation"].values()
+                   for p in pts})
+
+
+def randomisation_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the randomisation table: per method and level ``signed / |R|``."""
+    levels = _levels(report)
+    head = ["method", *(f"{name} ({k})" for k, name in levels)]
+    rows = []
+    for method in report["methods"]:
+        points = {p["tensors"]: p for p in report["randomisation"].get(method, [])}
+        rows.append([method, *(f"{_fmt(points[k]['spearman'])} / "
+                               f"{_fmt(points[k]['spearman_abs'])}" if k in points else "–"
+                               for k, _ in levels)])
+    return head, rows
+
+
+RANDOMISATION_NOTE = ("Spearman rank correlation with the original heatmap (signed / of |R|) "
+                      "after re-drawing the weight tensors of the N layers nearest the output "
+                      "(classifier first) from N(0, std²) of their own values; the target is "
+                      "kept. Nearer 0 means the map depends on those weights.")
+
+
+def markdown_randomisation(report: dict[str, Any]) -> list[str]:
+    """The weight-randomisation section of ``report.md`` (none without its rows)."""
+    if not _levels(report):
+        return []
+    head, rows = randomisation_rows(report)
+    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in head) + " |",
+             "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return ["", "## Weight randomisation", "", RANDOMISATION_NOTE, "", *lines]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """``report.md``."""
     parts = [f"# Audit of {report['model']}", "",
              f"{report['cases']} cases; command, date and engine in `run.json`.", "",
-             markdown_table(report), "", "↑ higher is better, ↓ lower is better; best in bold."]
+             markdown_table(report), "", "↑ higher is better, ↓ lower is better; best in bold.",
+             *markdown_randomisation(report)]
     if report["failures"]:
         parts += ["", "## Failures", ""] + [f"- {f['item']}: {f['error']}"
                                             for f in report["failures"]]
@@ -177,6 +214,18 @@ def html_table(report: dict[str, Any]) -> str:
     return f"<table><tr><th>method</th><th>cases</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def html_randomisation(report: dict[str, Any]) -> str:
+    """The weight-randomisation table of ``report.html`` (empty without its rows)."""
+    if not _levels(report):
+        return ""
+    head, rows = randomisation_rows(report)
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + f"<th>{html.escape(r[0])}</th>"
+                   + "".join(f"<td>{html.escape(c)}</td>" for c in r[1:]) + "</tr>" for r in rows)
+    return (f"<h2>Weight randomisation</h2><p>{html.escape(RANDOMISATION_NOTE)}</p>"
+            f"<table><tr>{heads}</tr>{body}</table>")
+
+
 def _sanity_plots(report: dict[str, Any]) -> str:
     plots = []
     for key in ("ssim", "spearman"):
@@ -204,7 +253,7 @@ def html_page(report: dict[str, Any], run: AuditRun, config: AuditConfig) -> str
             f"<p>{report['cases']} cases; command, date and engine in <code>run.json</code>."
             f"</p>{html_table(report)}"
             f"<p>↑ higher is better, ↓ lower is better; best in bold.</p>"
-            f"<h2>Curves</h2>{curves}{_sanity_plots(report)}"
+            f"{html_randomisation(report)}<h2>Curves</h2>{curves}{_sanity_plots(report)}"
             f"<h2>Examples</h2><p>The photo as the model sees it; per method the heatmap over "
             f"the photo (grey where the heatmap is near zero) and the heatmap itself "
             f"(red: for the class, blue: against).</p>{_examples(run, config)}"

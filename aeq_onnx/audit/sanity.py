@@ -24,13 +24,16 @@ from aeq_onnx.errors import AeqError
 Original = tuple[Case, np.ndarray, int, dict[str, np.ndarray]]
 
 
-def _originals(cases: Sequence[Case], config: AuditConfig, labels: list[str]) -> list[Original]:
-    """The first ``sanity_cases`` cases with a result for every method: sample, target, heats."""
+def originals(cases: Sequence[Case], config: AuditConfig, labels: list[str],
+              count: int | None = None) -> list[Original]:
+    """The first ``count`` (default ``sanity_cases``) cases with a result for every method:
+    sample, target, heats."""
+    count = config.sanity_cases if count is None else count
     results = ResultStore(config.out)
     chosen: list[Original] = []
     for case in cases:
         rows = [results.get(case.key, label) for label in labels]
-        if any(r is None for r in rows) or len(chosen) >= config.sanity_cases:
+        if any(r is None for r in rows) or len(chosen) >= count:
             continue
         heats = {lb: np.load(config.out / str(r["heatmap"]))  # type: ignore[index]
                  for lb, r in zip(labels, rows, strict=True)}
@@ -81,7 +84,7 @@ def run_sanity(model: onnx.ModelProto, cases: Sequence[Case],
                runners: dict[str, tuple[MethodSpec, Runner]], forward: Forward,
                config: AuditConfig, run: AuditRun) -> list[Row]:
     """Sanity rows for the first ``config.sanity_cases`` cases (stored in ``sanity.jsonl``)."""
-    chosen = _originals(cases, config, list(runners))
+    chosen = originals(cases, config, list(runners))
     store = ResultStore(config.out, "sanity.jsonl")
     if not chosen:
         return []

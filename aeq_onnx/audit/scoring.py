@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aeq_onnx.audit.metrics import (
+    distractor_energy,
     energy_pointing_game,
     insertion_deletion,
     iou,
@@ -16,7 +17,7 @@ from aeq_onnx.audit.metrics import (
     pointing_game,
 )
 
-LOCALISATION = ("pointing", "energy", "outside_inside", "iou")
+LOCALISATION = ("pointing", "energy", "outside_inside", "iou", "distractor_energy")
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,17 @@ class CurveSettings:
         return [f"{mode}_{b}" for b in self.baselines for mode in ("insertion", "deletion")]
 
 
-def localisation(heat: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """Pointing game (15 px tolerance), energy pointing game, outside-inside ratio, IoU."""
-    return {"pointing": float(pointing_game(heat, mask)),
-            "energy": energy_pointing_game(heat, mask),
-            "outside_inside": outside_inside_ratio(heat, mask),
-            "iou": iou(heat, mask)}
+def localisation(heat: np.ndarray, mask: np.ndarray,
+                 distractors: np.ndarray | None = None) -> dict[str, float]:
+    """Pointing game (15 px tolerance), energy pointing game, outside-inside ratio, IoU, and
+    with other classes' objects in view the distractor energy."""
+    out = {"pointing": float(pointing_game(heat, mask)),
+           "energy": energy_pointing_game(heat, mask),
+           "outside_inside": outside_inside_ratio(heat, mask),
+           "iou": iou(heat, mask)}
+    if distractors is not None:
+        out["distractor_energy"] = distractor_energy(heat, distractors, mask)
+    return out
 
 
 def curves(predict: Callable[[np.ndarray], np.ndarray], image_chw: np.ndarray,

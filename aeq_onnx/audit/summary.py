@@ -15,19 +15,26 @@ from typing import Any
 
 from aeq_onnx.audit.store import Row, canonical
 
-#: Metric columns in report order, with a header and whether higher is better.
-COLUMNS: tuple[tuple[str, str, bool], ...] = (
+#: Metric columns in report order, with a header and whether higher is better (None: neither,
+#: information only, never bold).
+COLUMNS: tuple[tuple[str, str, bool | None], ...] = (
     ("pointing", "pointing game ↑", True),
     ("energy", "energy pointing ↑", True),
     ("outside_inside", "outside/inside ↓", False),
     ("iou", "mIoU ↑", True),
+    ("distractor_energy", "distractor energy ↓", False),
+    ("class_sensitivity", "top-2 Spearman (info)", None),
     ("insertion_blur", "insertion AUC (blur) ↑", True),
     ("deletion_blur", "deletion AUC (blur) ↓", False),
     ("insertion_zero", "insertion AUC (zero) ↑", True),
     ("deletion_zero", "deletion AUC (zero) ↓", False),
     ("sanity_ssim", "SSIM after full randomisation ↓", False),
     ("sanity_spearman_abs", "Spearman of |R| after full randomisation ↓", False),
+    ("rand_spearman", "Spearman, classifier re-drawn ↓", False),
+    ("rand_spearman_abs", "Spearman of |R|, classifier re-drawn ↓", False),
 )
+#: The randomisation level of the ``rand_`` columns: the classifier's weight tensor alone.
+CLASSIFIER_LEVEL = "1"
 
 
 def mean(values: Sequence[float | None]) -> float | None:
@@ -45,16 +52,19 @@ def mean(values: Sequence[float | None]) -> float | None:
 
 
 def table(rows: Sequence[Row], sanity: Sequence[Row], methods: Sequence[str],
-          ) -> dict[str, dict[str, Any]]:
+          randomisation: Sequence[Row] = ()) -> dict[str, dict[str, Any]]:
     """``{method: {metric: mean, "cases": n}}`` for every column some row has."""
     out: dict[str, dict[str, Any]] = {}
     rows, last = canonical(rows), canonical(last_step_rows(sanity))
+    first = canonical(r for r in randomisation if str(r["step"]) == CLASSIFIER_LEVEL)
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         entry: dict[str, Any] = {"cases": len(mine)}
         for key, _, _ in COLUMNS:
             if key.startswith("sanity_"):
                 values = [r[key[len("sanity_"):]] for r in last if r["method"] == method]
+            elif key.startswith("rand_"):
+                values = [r[key[len("rand_"):]] for r in first if r["method"] == method]
             else:
                 values = [r[key] for r in mine if key in r]
             if values:
@@ -103,10 +113,29 @@ def sanity_curves(sanity: Sequence[Row], methods: Sequence[str]) -> dict[str, li
     return out
 
 
-def best(table_: dict[str, dict[str, Any]], key: str, higher: bool) -> set[str]:
+def randomisation_table(rows: Sequence[Row], methods: Sequence[str]) -> dict[str, list[dict]]:
+    """``{method: [{tensors, level, cases, spearman, spearman_abs}]}``: means per level of the
+    weight-randomisation check, fewest tensors re-drawn first."""
+    out: dict[str, list[dict]] = {}
+    rows = canonical(rows)
+    for method in methods:
+        levels: dict[int, list[Row]] = defaultdict(list)
+        for r in rows:
+            if r["method"] == method:
+                levels[int(r["step"])].append(r)
+        out[method] = [{"tensors": k, "level": group[0]["level"], "cases": len(group),
+                        **{m: mean([g[m] for g in group]) for m in ("spearman", "spearman_abs")}}
+                       for k, group in sorted(levels.items())]
+    return out
+
+
+def best(table_: dict[str, dict[str, Any]], key: str, higher: bool | None) -> set[str]:
     """The methods with the best mean of ``key`` (all of them on a tie, at 3 decimals; for the
-    sanity columns the smallest magnitude)."""
-    magnitude = key.startswith("sanity_")  # similarity after randomisation: nearest 0 is best
+    sanity and randomisation columns the smallest magnitude; none for an information column,
+    ``higher`` None)."""
+    if higher is None:
+        return set()
+    magnitude = key.startswith(("sanity_", "rand_"))  # after randomisation: nearest 0 is best
     scored = {m: round(abs(v[key]) if magnitude else v[key], 3)
               for m, v in table_.items() if v.get(key) is not None}
     if not scored:

@@ -211,7 +211,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
                    batch_size=args.batch_size, sanity_cases=args.sanity, device=args.device,
                    progress=lambda d, t: _progress_bar(d, t, "cases"), command=command,
                    engine=engine, max_pixels=args.max_pixels or MAX_PIXELS,
-                   isolate=_isolate(args))
+                   isolate=_isolate(args), class_sensitivity=args.class_sensitivity,
+                   randomisation_cases=args.randomisation)
     report = json.loads(result.report["json"].read_text())
     print(markdown_table(report))
     _print_failures(result.run.failures)

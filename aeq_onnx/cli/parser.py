@@ -199,6 +199,13 @@ def _audit_parser(sub: Any) -> None:
                        "blur, zero or blur,zero (default blur)")
     audit.add_argument("--sanity", type=at_least(0), default=0, metavar="N",
                        help="run the randomisation sanity check on the first N cases")
+    audit.add_argument("--class-sensitivity", action="store_true",
+                       help="also explain each case's runner-up class and report the rank "
+                       "correlation of the two maps (twice the explanations)")
+    audit.add_argument("--randomisation", type=at_least(0), default=0, metavar="N",
+                       help="weight-randomisation check on the first N cases: classifier "
+                       "re-drawn first, then the top 5, 15 and all weight tensors (costly: "
+                       "every method is compiled again per level)")
     audit.add_argument("--preset", default=None, help="imagenet (default), inception, unit or "
                        "a JSON preset")
     audit.add_argument("--size", type=POSITIVE, default=None, help="custom input size (pixels)")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +51,7 @@ def test_boxes_json_format(tmp_path: Path) -> None:
             assert len(d["box"]) == 4
 
 
-def test_write_tiny_is_quick(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_write_tiny_writes_one_scene_per_class(tmp_path: Path) -> None:
     entries = write_tiny(tmp_path)
-    assert time.perf_counter() - start < 1.0
     assert sorted(e["label"] for e in entries) == list(range(6))
     assert len(list((tmp_path / "images").glob("*.png"))) == 6

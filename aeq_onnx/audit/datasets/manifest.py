@@ -8,7 +8,10 @@ Columns (a header row names them in a CSV; any order, unknown columns are ignore
 * ``x0, y0, x1, y1`` (optional, all four or none): a box in pixels (0-based, ``x1``/``y1``
   exclusive, see :mod:`aeq_onnx.audit.metrics._common`);
 * ``mask`` (optional): a PNG of the image's size, non-zero inside the object (relative like
-  ``path``).
+  ``path``);
+* ``explain`` (optional, default yes): ``0``, ``false`` or ``no`` makes the row's object
+  ground truth only, not a case: a distractor for the distractor-energy metric of the image's
+  other cases (:func:`aeq_onnx.audit.metrics.distractor_energy`).
 
 Several rows of one image make several objects (one case per label). A row with neither box
 nor mask gives a case without ground truth (faithfulness metrics only): use
@@ -57,6 +60,7 @@ class Entry:
     label: str
     box: tuple[float, float, float, float] | None
     mask: Path | None
+    explain: bool = True
 
 
 def _missing(value: Any) -> bool:
@@ -120,7 +124,20 @@ def _entry(raw: dict[str, Any], item: str, root: Path) -> Entry:
         raise AnnotationError(item, "empty path")
     label = "" if _missing(raw.get("label")) else _text(raw["label"])
     mask = None if _missing(raw.get("mask")) else root / _text(raw["mask"])
-    return Entry(item, root / _text(raw["path"]), label, _box(raw, item), mask)
+    return Entry(item, root / _text(raw["path"]), label, _box(raw, item), mask,
+                 _explain(raw.get("explain"), item))
+
+
+def _explain(value: Any, item: str) -> bool:
+    """The ``explain`` cell: empty/1/true/yes is a case, 0/false/no an object only."""
+    if _missing(value):
+        return True
+    text = _text(value).lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise AnnotationError(item, f"explain must be 1/true/yes or 0/false/no, got {value!r}")
 
 
 def _mask(entry: Entry, size: tuple[int, int]) -> np.ndarray | None:
@@ -141,8 +158,8 @@ def _mask(entry: Entry, size: tuple[int, int]) -> np.ndarray | None:
 def _annotation(entries: list[Entry], mapping: Mapping | None) -> ImageAnnotation:
     """One image and the objects of its rows."""
     size = image_size(entries[0].image, entries[0].item)
-    objects = [ObjectTruth(e.label, targets_for(e.label, mapping), e.box, _mask(e, size))
-               for e in entries]
+    objects = [ObjectTruth(e.label, targets_for(e.label, mapping), e.box, _mask(e, size),
+                           context=not e.explain) for e in entries]
     return ImageAnnotation(entries[0].image, size, objects)
 
 

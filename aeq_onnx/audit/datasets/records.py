@@ -27,6 +27,7 @@ class ObjectTruth:
 
     ``box`` is ``(x0, y0, x1, y1)`` in pixel coordinates (0-based, ``x1``/``y1`` exclusive, see
     :mod:`aeq_onnx.audit.metrics._common`); ``mask`` a boolean ``(H, W)`` array.
+    ``context``: annotation only (a distractor of the other cases, never a case itself).
     """
 
     class_name: str
@@ -34,6 +35,7 @@ class ObjectTruth:
     box: Box | None = None
     mask: np.ndarray | None = None
     difficult: bool = False
+    context: bool = False
 
     def region(self, size: tuple[int, int]) -> np.ndarray:
         """Boolean ``(H, W)`` ground truth: the mask, else the box (``size`` is (W, H))."""

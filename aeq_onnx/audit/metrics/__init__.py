@@ -1,8 +1,15 @@
 """Evaluation metrics for heatmaps: localisation (pointing game, energy pointing game,
-outside-inside ratio, IoU), faithfulness (insertion / deletion) and sanity checks (cascading
+outside-inside ratio, IoU), class-discriminativeness (distractor energy, class sensitivity,
+weight randomisation), faithfulness (insertion / deletion) and sanity checks (cascading
 randomisation, SSIM, Spearman). Pure numpy + onnx / onnxruntime."""
 
 from aeq_onnx.audit.metrics._common import Box, GroundTruth, as_heat, as_mask, boxes_to_mask
+from aeq_onnx.audit.metrics.contrast import (
+    class_sensitivity,
+    distractor_energy,
+    randomise_weights,
+    weight_tensors,
+)
 from aeq_onnx.audit.metrics.faithfulness import (
     Predictor,
     gaussian_blur,
@@ -41,6 +48,8 @@ __all__ = [
     "binarise",
     "boxes_to_mask",
     "cascading_randomisation",
+    "class_sensitivity",
+    "distractor_energy",
     "energy_pointing_game",
     "gaussian_blur",
     "gaussian_kernel",
@@ -51,9 +60,11 @@ __all__ = [
     "pointing_accuracy",
     "pointing_game",
     "randomisable_layers",
+    "randomise_weights",
     "softmax",
     "softmax_predictor",
     "spearman",
     "ssim",
     "trapezoid_auc",
+    "weight_tensors",
 ]
