@@ -15,8 +15,8 @@ from typing import cast
 
 import numpy as np
 
-from aeq_onnx.errors import AeqError
-from aeq_onnx.ir import emit
+from aeq_onnx.errors import AeqError, LayerError
+from aeq_onnx.ir import emit, per_sample
 from aeq_onnx.ir.planning import Plan
 from aeq_onnx.methods import chains
 from aeq_onnx.methods.base import Method, Needs, Param, register_method
@@ -36,6 +36,41 @@ def initial_relevance(ctx: EmitContext, split: str, grad: str) -> str:
     return emit.normalise_abs_total(em, r0, rank)
 
 
+#: What a token model's explainer runs, by linear rule (the explainer's metadata, the docs).
+TOKEN_RULES = {
+    "conservative": "AE on convolutions, conservative propagation on token layers (per-token "
+                    "linear layers by LRP-epsilon with the bias absorbing its share, LayerNorm "
+                    "by LRP-0 with sigma held constant, attention by the z-rule with the "
+                    "probabilities held constant, constants absorbing their share)",
+    "equilibrium": "AE on convolutions and on per-token linear layers (rule 4.2, the bias an "
+                   "always-active input), conservative propagation through LayerNorm and "
+                   "attention (sigma and the probabilities held constant), constants "
+                   "absorbing their share",
+}
+
+
+def token_initial_relevance(ctx: EmitContext, plan: Plan, grad: str, elementwise: bool
+                            ) -> str:
+    """ae-tokens T2: ``R0 = A · mean_t(g)`` over the split's token axes (``elementwise``:
+    ``R0 = A · g``), then ``R0 / |Σ R0|`` per sample, wherever the sample axis lies."""
+    em, samples, split = ctx.em, ctx.samples(), plan.split
+    layout = samples.layout(split)
+    problem = samples.reduction_problem(split)
+    if layout is None or problem is not None:
+        raise LayerError(f"the initial map at '{split}' needs a per-sample sum: {problem}")
+    weights = grad
+    axes = plan.split_axes
+    if axes is None:
+        axes = tuple(range(2, len(layout)))
+    if not elementwise and axes:
+        count = float(np.prod([int(layout[a]) for a in axes]))  # type: ignore[arg-type]
+        total = em.op("ReduceSum", [grad, em.ints(list(axes), "token_axes")], "g_sum_t",
+                      keepdims=1)
+        weights = em.op("Mul", [total, em.const(1.0 / count)], "g_mean_t")
+    r0 = em.op("Mul", [split, weights], "R0_raw")
+    return per_sample.normalise_abs_total(em, r0, layout, samples.single_sample())
+
+
 @register_method
 class AE(Method):
     """Attribution Equilibrium: gradients on the head, AE's relevance rules on the body."""
@@ -50,15 +85,52 @@ class AE(Method):
     add_rule = Param("residual", "relevance rule at an Add of two tensors (default residual)",
                      choices=("residual", "share", "z"), error=AeqError,
                      invalid="add rule must be one of {choices}, got {value}")
+    initial_map = Param("auto", "AE initial map: channel-mean (section 3, mean over the "
+                        "tokens or H,W) or elementwise (A·dy/dA); auto: elementwise on token "
+                        "models, channel-mean otherwise (ae-tokens T2)",
+                        choices=("auto", "channel-mean", "elementwise"), error=AeqError,
+                        invalid="initial map must be one of {choices}, got {value}",
+                        record_default=False)
+    token_linear = Param("conservative", "rule of per-token linear layers in token models: "
+                         "conservative (LRP-epsilon, bias absorbs) or equilibrium (AE 4.2, "
+                         "bias an always-active input) (ae-tokens T3)",
+                         choices=("conservative", "equilibrium"), error=AeqError,
+                         invalid="token linear rule must be one of {choices}, got {value}",
+                         record_default=False)
+    token_add_rule = Param("z", "relevance rule at an Add of two tensors in token models "
+                           "(default z; ae-tokens T3, T4)",
+                           choices=("residual", "share", "z"), error=AeqError,
+                           invalid="token add rule must be one of {choices}, got {value}",
+                           record_default=False)
 
     def needs(self, plan: Plan) -> Needs:
-        return (("vjp", plan.head), ("relevance", plan.body))
+        return (("vjp", plan.head), ("relevance", list(plan.relevance_body or plan.body)))
+
+    def elementwise_map(self, plan: Plan) -> bool:
+        """Whether the initial map is ``A · ∂y/∂A`` (auto: on token models)."""
+        if self.initial_map == "auto":
+            return plan.token_model
+        return self.initial_map == "elementwise"
+
+    def plan_metadata(self, plan: Plan) -> dict[str, str]:
+        """A token model's explainer names what runs (ae-tokens T4)."""
+        if not plan.token_model:
+            return {}
+        return {"token_rules": TOKEN_RULES[self.token_linear],
+                "initial_map_used": "elementwise" if self.elementwise_map(plan)
+                else "channel-mean",
+                "token_linear": self.token_linear, "token_add_rule": self.token_add_rule}
 
     def emit(self, ctx: EmitContext, plan: Plan) -> dict[str, str]:
         """Target, gradient chain, R0 and relevance chain."""
         chosen, one_hot = chains.seed(ctx, plan)
         grad = chains.split_gradient(ctx, plan, one_hot)
-        r0 = initial_relevance(ctx, plan.split, grad)
+        elementwise = self.elementwise_map(plan)
+        if plan.split_axes is None and not elementwise and ctx.samples().sample_axis(
+                plan.split) in (0, None):
+            r0 = initial_relevance(ctx, plan.split, grad)
+        else:
+            r0 = token_initial_relevance(ctx, plan, grad, elementwise)
         relevance = chains.input_relevance(ctx, plan, (plan.split, r0))
         return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
                 "initial_relevance": r0, "split_gradient": grad}
@@ -79,3 +151,15 @@ class AE(Method):
 
     def join_rule(self) -> JoinRule:
         return cast(JoinRule, self.add_rule)
+
+    def token_linear_rule(self, is_input_layer: bool) -> LayerRule:
+        """Bounded z^B where the layer reads the input (a linear patch embedding, 4.3), else
+        the ``token_linear`` rule (ae-tokens T3)."""
+        if is_input_layer:
+            return LayerRule("bounded", "AE bounded z^B input rule (4.3)")
+        if self.token_linear == "equilibrium":
+            return LayerRule("equilibrium-bias", "AE 4.2 per token, bias an always-active input")
+        return LayerRule("conservative", "conservative: LRP-epsilon, bias absorbs its share")
+
+    def token_join_rule(self) -> JoinRule:
+        return cast(JoinRule, self.token_add_rule)

@@ -209,6 +209,19 @@ class Method:
         """The relevance rule where two tensors join (Add, Sum)."""
         raise MethodError(f"{self.name} propagates no relevance through layers")
 
+    def token_linear_rule(self, is_input_layer: bool) -> LayerRule:
+        """The relevance variant of a per-token Gemm/MatMul layer (ae-tokens T3)."""
+        return self.dense_rule(is_input_layer)
+
+    def token_join_rule(self) -> JoinRule:
+        """The relevance rule where two tensors join in a token model."""
+        return self.join_rule()
+
+    def plan_metadata(self, plan: Plan) -> dict[str, str]:
+        """What the metadata records about the rules this plan runs (token models: what
+        each part of the model is explained with); {} for CNNs."""
+        return {}
+
 
 # ---------------------------------------------------------------------- the registry
 

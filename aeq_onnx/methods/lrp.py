@@ -26,7 +26,15 @@ class LRP(Method):
     facts: ClassVar[dict[str, str]] = {"input_rule": "zbox-sample-min-max", "add_rule": "z"}
 
     def needs(self, plan: Plan) -> Needs:
-        return (("relevance", plan.body),)
+        return (("relevance", list(plan.relevance_body or plan.body)),)
+
+    def plan_metadata(self, plan: Plan) -> dict[str, str]:
+        """A token model's explainer names what runs (ae-tokens T3)."""
+        if not plan.token_model:
+            return {}
+        return {"token_rules": "LRP on every linear layer (the bias inside z), conservative "
+                               "propagation through LayerNorm and attention (sigma and the "
+                               "probabilities held constant), constants absorbing their share"}
 
     def emit(self, ctx: EmitContext, plan: Plan) -> dict[str, str]:
         """``R = one_hot(t) · logits`` propagated by the relevance rules to the input."""

@@ -4,11 +4,16 @@ from aeq_onnx.rules import (
     activation,
     conv,
     elementwise,
+    expand,
+    gather,
     gating,
+    layer_normalization,
     linear,
     merge,
     pooling,
     shape,
+    shape_of,
+    softmax,
 )
 from aeq_onnx.rules.registry import entries, lookup, supported_ops
 
@@ -17,11 +22,16 @@ __all__ = [
     "conv",
     "elementwise",
     "entries",
+    "expand",
+    "gather",
     "gating",
+    "layer_normalization",
     "linear",
     "lookup",
     "merge",
     "pooling",
     "shape",
+    "shape_of",
+    "softmax",
     "supported_ops",
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
+from aeq_onnx.ir import tokens
+from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.rules.base import EmitContext, Flows, single
 from aeq_onnx.rules.elementwise import MulRule, constant_operand_problem, same_shape
 from aeq_onnx.rules.registry import register
@@ -21,12 +23,21 @@ GATE_OPS = frozenset({"Sigmoid", "HardSigmoid"})
 
 
 def gate_indices(ctx: EmitContext, node: gs.Node) -> list[int]:
-    """The operands of ``node`` produced by Sigmoid or HardSigmoid."""
+    """The operands of ``node`` produced by Sigmoid or HardSigmoid, or GELU's gate of the
+    other operand (``0.5·(1 + erf(x/√2))`` and the tanh form: ae-tokens T3)."""
+    return view_gate_indices(ctx.view, node)
+
+
+def view_gate_indices(view: GraphView, node: gs.Node) -> list[int]:
+    """:func:`gate_indices` from the graph view alone."""
     found = []
     for i, t in enumerate(node.inputs):
-        producer = ctx.view.producer(t.name)
+        producer = view.producer(t.name)
         if producer is not None and producer.op in GATE_OPS:
             found.append(i)
+    if not found and len(node.inputs) == 2 and len(view.variable_inputs(node)) == 2:
+        found = [i for i in (0, 1)
+                 if tokens.gelu_gate(view, node.inputs[i].name, node.inputs[1 - i].name)]
     return found
 
 
@@ -69,6 +80,14 @@ class GatedMulRule(MulRule):
         if len(ctx.view.variable_inputs(node)) == 2:
             return "gate: all to the signal (4.8)"
         return "pass-through (4.5)"
+
+    def relevance_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:
+        """A gate receives no relevance: only the signal is a relevance edge."""
+        variable = view.variable_inputs(node)
+        gates = view_gate_indices(view, node) if len(variable) == 2 else []
+        if len(gates) == 1:
+            return [1 - gates[0]]
+        return super().relevance_indices_of(view, node)
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
         if len(ctx.view.variable_inputs(node)) != 2:

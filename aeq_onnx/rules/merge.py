@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import onnx_graphsurgeon as gs
 
+from aeq_onnx.ir import per_sample
 from aeq_onnx.ir.emit import Emitter, sample_sum, sdiv
-from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
+from aeq_onnx.rules import token_constants
+from aeq_onnx.rules.base import EmitContext, Flows, JoinRule, OpRule, single
 from aeq_onnx.rules.elementwise import constant_operand_problem, same_shape
 from aeq_onnx.rules.registry import register
 
@@ -16,12 +20,15 @@ def z_split(em: Emitter, a: str, b: str, y: str, r: str) -> tuple[str, str]:
     return em.op("Mul", [a, ratio], "Ra"), em.op("Mul", [b, ratio], "Rb")
 
 
-def share_split(em: Emitter, a: str, b: str, y: str, r: str, rank: int) -> tuple[str, str]:
-    """The z-split rescaled so the branch totals split ``Σ R`` as ``|Σ Ra| : |Σ Rb|`` (4.7)."""
+def share_split(em: Emitter, a: str, b: str, y: str, r: str, rank: int,
+                summed: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """The z-split rescaled so the branch totals split ``Σ R`` as ``|Σ Ra| : |Σ Rb|`` (4.7);
+    ``summed``: the per-sample sum where the sample axis is not first (token models)."""
+    total_of = summed or (lambda t: sample_sum(em, t, rank))
     ra, rb = z_split(em, a, b, y, r)
-    sums = [sample_sum(em, t, rank) for t in (ra, rb)]
+    sums = [total_of(t) for t in (ra, rb)]
     mags = [em.op("Abs", [s], "abs_total") for s in sums]
-    total = sample_sum(em, r, rank)
+    total = total_of(r)
     both = em.op("Add", mags, "mag_sum")
     out = []
     for part, part_sum, mag in zip((ra, rb), sums, mags, strict=True):
@@ -44,27 +51,52 @@ def shortcut_index(ctx: EmitContext, node: gs.Node) -> int | None:
     return 0 if ca < cb else 1
 
 
+def join_rule(ctx: EmitContext) -> JoinRule:
+    """The method's join rule: the token one in a token model (ae-tokens T3)."""
+    return ctx.method.token_join_rule() if ctx.token_model else ctx.method.join_rule()
+
+
+def _summed(ctx: EmitContext, y: str) -> Callable[[str], str] | None:
+    """In a token model, the per-sample sum at y's sample axis where it is not the first
+    (None: first, or a CNN: spec 4.7's sums over the axes after the first)."""
+    samples = ctx.samples()
+    layout = samples.layout(y)
+    single = samples.single_sample()
+    if not ctx.token_model or layout is None or (samples.sample_axis(y) == 0 and not single):
+        return None
+    return lambda t: per_sample.sample_sum(ctx.em, t, layout, samples.single_sample())
+
+
 @register("Add")
 class AddRule(OpRule):
-    """Add: a bias (pass-through) or a join of two tensors (residual, share or z; spec 4.7)."""
+    """Add: a bias (pass-through; in a token model the constant absorbs its share) or a join
+    of two tensors (residual, share or z; spec 4.7)."""
 
     vjp_name = "g to every operand"
-    relevance_name = "pass-through with a constant; residual/share/z for two tensors (4.7)"
+    relevance_name = ("pass-through with a constant (absorbs in token models); "
+                      "residual/share/z for two tensors (4.7)")
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         if len(ctx.view.variable_inputs(node)) == 1:
-            return constant_operand_problem(ctx, node)
+            problem = constant_operand_problem(ctx, node)
+            if problem is None and need == "relevance" and token_constants.absorbs(ctx, node):
+                return token_constants.check(ctx, node)
+            return problem
         a, b, y = (t.name for t in (*node.inputs, node.outputs[0]))
         if not (same_shape(ctx, a, y) and same_shape(ctx, b, y)):
             return "Add of two tensors with broadcasting"
+        if need == "relevance" and join_rule(ctx) != "z" and _summed(ctx, y) is not None:
+            return ctx.samples().reduction_problem(y)
         return None
 
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
         if len(ctx.view.variable_inputs(node)) == 1:
+            if token_constants.absorbs(ctx, node):
+                return token_constants.ABSORB_NAME
             return "pass-through (4.5)"
-        if ctx.method.join_rule() == "residual" and shortcut_index(ctx, node) is not None:
+        if join_rule(ctx) == "residual" and shortcut_index(ctx, node) is not None:
             return "residual: all to the branch (4.7)"
-        rule = "z" if ctx.method.join_rule() == "z" else "share"
+        rule = "z" if join_rule(ctx) == "z" else "share"
         return f"{rule} (4.7)"
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
@@ -73,16 +105,19 @@ class AddRule(OpRule):
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         variable, r = ctx.view.variable_inputs(node), single(rel)
         if len(variable) == 1:
+            if token_constants.absorbs(ctx, node):
+                return {variable[0]: token_constants.absorb(ctx, node, r)}
             return {variable[0]: r}
-        if ctx.method.join_rule() == "residual":
+        rule = join_rule(ctx)
+        if rule == "residual":
             shortcut = shortcut_index(ctx, node)
             if shortcut is not None:
                 return {1 - shortcut: r}
         a, b, y = (t.name for t in (*node.inputs, node.outputs[0]))
-        if ctx.method.join_rule() == "z":
+        if rule == "z":
             ra, rb = z_split(ctx.em, a, b, y, r)
         else:
-            ra, rb = share_split(ctx.em, a, b, y, r, ctx.view.rank(y))
+            ra, rb = share_split(ctx.em, a, b, y, r, ctx.view.rank(y), _summed(ctx, y))
         return {0: ra, 1: rb}
 
 
@@ -94,16 +129,19 @@ class ConcatRule(OpRule):
     relevance_name = "split along the axis (4.9)"
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
-        axis = int(node.attrs["axis"])
-        rank = ctx.view.rank(node.outputs[0].name)
-        if axis % rank == 0:
-            return "Concat along the batch axis"
+        y = node.outputs[0].name
+        axis = int(node.attrs["axis"]) % ctx.view.rank(y)
+        if ctx.samples().along_sample_axis(y, axis):
+            return "Concat along the sample axis"
+        if any(not isinstance((ctx.samples().layout(t.name) or (None,) * (axis + 1))[axis], int)
+               for t in node.inputs):
+            return "Concat of inputs of unknown size along the axis"
         return None
 
     def _split(self, ctx: EmitContext, node: gs.Node, flow: str) -> Flows:
         rank = ctx.view.rank(node.outputs[0].name)
         axis = int(node.attrs["axis"]) % rank
-        sizes = [ctx.view.static_dims(t.name)[axis - 1] for t in node.inputs]
+        sizes = [int((ctx.samples().layout(t.name) or ())[axis]) for t in node.inputs]  # type: ignore[arg-type]
         parts = ctx.em.op_multi("Split", [flow, ctx.em.ints(sizes, "split")], len(sizes),
                                 "concat_back", axis=axis)
         return {i: parts[i] for i in ctx.view.variable_inputs(node)}
@@ -154,12 +192,12 @@ class SumRule(AddRule):
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
         if len(node.inputs) <= 2:
             return super().describe(ctx, node)
-        return f"{'z' if ctx.method.join_rule() == 'z' else 'share'} over {len(node.inputs)} (4.7)"
+        return f"{'z' if join_rule(ctx) == 'z' else 'share'} over {len(node.inputs)} (4.7)"
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         if len(ctx.view.variable_inputs(node)) <= 2:
             return super().relevance(ctx, node, rel)
         y = node.outputs[0].name
         parts = nary_split(ctx.em, [t.name for t in node.inputs], y, single(rel),
-                           ctx.view.rank(y), share=ctx.method.join_rule() != "z")
+                           ctx.view.rank(y), share=join_rule(ctx) != "z")
         return dict(enumerate(parts))
