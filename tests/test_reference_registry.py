@@ -203,6 +203,9 @@ RULE_TRAITS = {
                      "Identity", "MaxPool", "ReduceMax", "ReduceMean", "Reshape", "Squeeze",
                      "Transpose", "Unsqueeze"],
     "gate": ["HardSigmoid", "Sigmoid"],
+    # added with the token rules (issue 21); MatMul is ``token`` per node (attention mixing)
+    "token": ["LayerNormalization"],
+    "token_pool": ["Gather", "ReduceMax", "ReduceMean", "Slice"],
 }
 
 

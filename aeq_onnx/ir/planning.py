@@ -83,11 +83,16 @@ def _spatial(shape: tuple[object, ...] | None) -> int | None:
 
 def _collapses_space(view: GraphView, node: gs.Node) -> bool:
     """True for a node taking a rank-4 map with H·W > 1 to rank < 4 or to 1x1 (spec 2); a
-    Transpose never collapses anything (channels-last [N, 1, 1, C] -> [N, C, 1, 1])."""
-    if not node.inputs or not node.outputs or node.op == "Transpose":
+    permutation of the dims never collapses anything (channels-last [N, 1, 1, C] ->
+    [N, C, 1, 1])."""
+    if not node.inputs or not node.outputs:
         return False
-    spatial_in = _spatial(view.shape(node.inputs[0].name))
+    shape_in = view.shape(node.inputs[0].name)
+    spatial_in = _spatial(shape_in)
     out = view.shape(node.outputs[0].name)
+    if shape_in is not None and out is not None and sorted(map(str, shape_in)) == sorted(
+            map(str, out)):
+        return False
     if spatial_in is None or spatial_in <= 1 or out is None:
         return False
     return len(out) < 4 or _spatial(out) == 1

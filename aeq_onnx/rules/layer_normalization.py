@@ -39,6 +39,7 @@ class LayerNormalizationRule(OpRule):
     data_inputs = (0,)
     vjp_name = "(g' - mean g' - x̂·mean(g'x̂))/σ"
     relevance_name = "LRP-0, σ held constant: x·(s - mean s), s = γ/σ·sdiv_ε(R, y)"
+    traits = frozenset({"token"})
 
     def _axes(self, ctx: EmitContext, node: gs.Node) -> list[int]:
         rank = ctx.view.rank(node.inputs[0].name)

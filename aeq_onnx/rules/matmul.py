@@ -20,8 +20,8 @@ class MatMulRule(Dense):
     """MatMul ``A @ B`` with a constant 2-D B; of two tensors, attention mixing."""
 
     def node_traits(self, view: GraphView, node: gs.Node) -> frozenset[str]:
-        if len(view.variable_inputs(node)) == 2:
-            return frozenset()  # no weights: not a layer
+        if len(view.variable_inputs(node)) == 2:  # no weights: not a layer
+            return frozenset({"token"}) if attention.is_attention(view, node) else frozenset()
         return super().node_traits(view, node)
 
     def data_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:

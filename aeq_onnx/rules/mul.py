@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.ir import tokens
 from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.ir.traits import GATE
 from aeq_onnx.rules.base import EmitContext, Flows, single
 from aeq_onnx.rules.registry import register
 from aeq_onnx.rules.shared.elementwise import WithConstant, constant_operand_problem, same_shape
+from aeq_onnx.rules.shared.gelu_gate import gelu_gate
 
 
 def gate_indices(ctx: EmitContext, node: gs.Node) -> list[int]:
@@ -40,7 +40,7 @@ def view_gate_indices(view: GraphView, node: gs.Node) -> list[int]:
             found.append(i)
     if not found and len(node.inputs) == 2 and len(view.variable_inputs(node)) == 2:
         found = [i for i in (0, 1)
-                 if tokens.gelu_gate(view, node.inputs[i].name, node.inputs[1 - i].name)]
+                 if gelu_gate(view, node.inputs[i].name, node.inputs[1 - i].name)]
     return found
 
 
