@@ -29,7 +29,7 @@ def _removed_axes(node: gs.Node, layout: Layout, out: Layout) -> list[int] | Non
         return [a for a in range(len(layout)) if out[a] == 1 and layout[a] != 1]
     if len(out) != len(layout) - 1:
         return None
-    found = [a for a in range(len(layout)) if list(layout[:a]) + list(layout[a + 1:]) == out]
+    found = [a for a in range(len(layout)) if (*layout[:a], *layout[a + 1:]) == tuple(out)]
     if len(found) > 1:
         named = node.attrs.get("axis", node.attrs.get("axes"))
         named = named if isinstance(named, list) else [named] if named is not None else []

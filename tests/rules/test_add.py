@@ -14,6 +14,7 @@ from tests.helpers import Net, compare_with_reference, random_input
 from tests.reference.interpreter import Walk
 from tests.reference.registry import Ins, Node, reference
 from tests.reference.relevance import join, one_data_input
+from tests.reference.tokens import absorb
 from tests.rules.scaffold import (
     Block,
     C,
@@ -27,11 +28,28 @@ SIZE = 10
 ADD_RULES = ["residual", "share", "z"]
 
 
+def is_layer_bias(walk: Walk, node: Node) -> bool:
+    """An Add of a constant vector right after a MatMul with a constant weight, its only
+    reader: the bias of that (per-token) layer, part of the layer's own rule."""
+    graph, x = walk.graph, walk.data(node)[0]
+    if graph.producer_op(x) != "MatMul" or len(graph.readers(x)) != 1:
+        return False
+    weight = graph.nodes[graph.producer[x]].input[1]
+    c = next(i for i in node.inputs if i != x)
+    return weight in graph.const and walk.value(c).numel() == walk.value(weight).shape[-1]
+
+
 def add_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """Rule 4.7 for two non-constant operands; pass-through (4.5) next to a constant."""
+    """Rule 4.7 for two non-constant operands; pass-through (4.5) next to a constant, except in
+    a token model after the first layer, where the constant absorbs its share (ae-tokens T3;
+    a per-token layer's own bias passes R through to that layer, which counts it)."""
     data = walk.data(node)
     if len(data) == 2:
         return join(walk, data[0], data[1], R)
+    if walk.token and len(data) == 1 and data[0] not in walk.raw and not is_layer_bias(
+            walk, node):
+        x = data[0]
+        return [(x, absorb(walk.value(x), walk.value(node.outputs[0]), R))]
     return one_data_input(walk, node, R)
 
 

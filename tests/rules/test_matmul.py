@@ -11,14 +11,67 @@ from tests.helpers import Net, compare_with_reference, random_input
 from tests.reference.formulas import gemm_rule
 from tests.reference.interpreter import Walk
 from tests.reference.registry import Ins, Node, reference
+from tests.reference.tokens import (
+    attention_to_v,
+    bounded_dense,
+    conservative,
+    equilibrium,
+)
 from tests.rules.scaffold import CLASSES, FEATURES, Dense, mlp
+
+#: what attention probabilities may pass between their Softmax and the product with V
+PROBABILITY_PATH = ("Dropout", "Cast", "Reshape", "Transpose", "Identity", "Squeeze",
+                    "Unsqueeze")
+
+
+def from_softmax(walk: Walk, name: str) -> bool:
+    """``name`` is softmax probabilities (possibly reshaped, transposed, cast)."""
+    graph = walk.graph
+    while graph.producer_op(name) in PROBABILITY_PATH:
+        name = graph.nodes[graph.producer[name]].input[0]
+    return graph.producer_op(name) == "Softmax"
+
+
+def _layer_output_and_bias(walk: Walk, node: Node) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """z = x·W + b: the output of the bias Add right after the MatMul (its only reader), if
+    any, and b."""
+    graph, y = walk.graph, node.outputs[0]
+    readers = graph.readers(y)
+    if len(readers) == 1 and readers[0].op_type == "Add":
+        c = next((i for i in readers[0].input if i in graph.const), None)
+        w = walk.value(node.inputs[1])
+        if c is not None and walk.value(c).numel() == w.shape[-1]:
+            return walk.value(readers[0].output[0]), walk.value(c).reshape(-1)
+    return walk.value(y), None
+
+
+def token_layer(walk: Walk, node: Node, R: torch.Tensor) -> torch.Tensor:
+    """ae-tokens T3 for a per-token layer ``x @ W (+ b)``: conservative (LRP-ε, the bias
+    absorbs) or equilibrium (rule 4.2, the bias an always-active input); where it reads the
+    model input, the bounded rule (4.3)."""
+    x, w = walk.value(node.inputs[0]), walk.value(node.inputs[1])
+    if node.inputs[0] in walk.raw:  # reads the input: the bounded rule 4.3
+        return bounded_dense(x, w, R)
+    z, b = _layer_output_and_bias(walk, node)
+    if walk.token_linear == "conservative":
+        return conservative(x, z, R, lambda t: t @ w)
+    return equilibrium(x, w, b, R)
 
 
 def matmul_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """Rule 4.4 for ``x @ W`` with a constant 2-D ``W`` and a 2-D input."""
+    """Rule 4.4 for ``x @ W`` with a constant 2-D ``W`` and a 2-D input; on tokens (rank >= 3)
+    of a token model, the per-token rules; of two tensors, attention mixing ``P @ V`` (P a
+    gate, V by the z-rule with P fixed, ae-tokens T3)."""
+    a, b = node.inputs
+    if a not in walk.graph.const and b not in walk.graph.const:
+        if not from_softmax(walk, a):
+            raise NotImplementedError("MatMul of two tensors that is not attention mixing")
+        return [(b, attention_to_v(walk.value(a), walk.value(b), R))]
     if node.inputs[0] in walk.graph.const or node.inputs[1] not in walk.graph.const:
         raise NotImplementedError("MatMul needs a constant weight as 2nd operand")
     x, w = walk.value(node.inputs[0]), walk.value(node.inputs[1])
+    if walk.token and x.dim() >= 3 and w.dim() == 2:
+        return [(a, token_layer(walk, node, R))]
     if x.dim() != 2 or w.dim() != 2:
         raise NotImplementedError("MatMul relevance needs a 2-D input and weight")
     return [(walk.data(node)[0], gemm_rule(x, w.T, R))]
