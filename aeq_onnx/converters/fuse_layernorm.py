@@ -49,12 +49,8 @@ class Match:
 
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace each exact decomposed LayerNorm (ReduceMean .. Sqrt, Div, Mul γ, Add β) by
-    LayerNormalization."""
-    if not has_op(model, "ReduceMean") or (default_opset(model) or 0) < 17:
-        return model
-    matches = _find(model)
-    if not matches:
+    """Replace each exact decomposed LayerNorm by one LayerNormalization (opset >= 17)."""
+    if not has_op(model, "ReduceMean") or (default_opset(model) or 0) < 17 or not _find(model):
         return model
     model = copy_model(model)
     graph = model.graph
