@@ -20,7 +20,7 @@ class SliceRule(Mapping):
 
     vjp_name = "scatter into zeros"
     relevance_name = "scatter into zeros (4.9)"
-    traits = frozenset({"sign_keeping", "token_pool"})
+    traits = frozenset({"token_pool"})
 
     def _order(self, ctx: EmitContext, node: gs.Node) -> list[int] | None:
         """X's axes with the sample axis first (None: its sample axis is merged or unknown

@@ -47,6 +47,43 @@ def token_model(block: Block, *, seed: int = 0, tokens: int = TOKENS,
     return net.build(classes=CLASSES), split
 
 
+def batch_of(net: Net, x: str) -> str:
+    """``[N]`` read off ``x`` at run time (Shape -> Gather 0 -> Unsqueeze), as exporters do."""
+    shape = net.op("Shape", [x])
+    n = net.op("Gather", [shape, net.const(np.asarray(0, np.int64), "i")], axis=0)
+    return net.op("Unsqueeze", [n, net.const(np.asarray([0], np.int64), "i")])
+
+
+def class_token(net: Net) -> str:
+    """ViT's front: a constant class token expanded to the batch (its shape built from Shape)
+    and concatenated before the tokens, then a position embedding added."""
+    x, (tokens, width) = net.cur, net.shape()[-2:]
+    target = net.op("Concat", [batch_of(net, x), net.const(np.asarray([1, width], np.int64),
+                                                           "i")], axis=0)
+    cls = net.op("Expand", [net.const(net.rng.standard_normal((1, 1, width))), target])
+    net.op("Concat", [cls, x], axis=1)
+    return net.op("Add", [net.cur, net.const(0.1 * net.rng.standard_normal((tokens + 1,
+                                                                             width)))])
+
+
+def cls_head(net: Net, split: str, width: int) -> onnx.ModelProto:
+    """The class token's row (Gather 0 along the tokens) -> Gemm: ``split`` is the split."""
+    net.op("Gather", [split, net.const(np.asarray(0, np.int64), "i")], axis=1)
+    return _gemm(net, width)
+
+
+def mean_head(net: Net, split: str, width: int) -> onnx.ModelProto:
+    """The mean over the tokens (axis 1) -> Gemm (``width`` inputs): ``split`` is the split."""
+    net.op("ReduceMean", [split], axes=[1], keepdims=0)
+    return _gemm(net, width)
+
+
+def _gemm(net: Net, width: int) -> onnx.ModelProto:
+    w = net.weight((CLASSES, width), fan_in=width)
+    net.op("Gemm", [net.cur, w, net.const(0.1 * net.rng.standard_normal(CLASSES))], transB=1)
+    return net.build(classes=CLASSES)
+
+
 def token_input(seed: int, batch: int = 2, tokens: int = TOKENS, channels: int = CHANNELS,
                 scale: float = 1.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
