@@ -64,3 +64,26 @@ def test_maxvit_is_refused_with_every_einsum_listed() -> None:
     message = str(info.value)
     assert message.count("Einsum (node") == 22
     assert "where its sample axis lies is unknown" in message
+
+
+BASELINES = [("gradient", {}), ("gradient-x-input", {}), ("integrated-gradients", {"steps": 4}),
+             ("lrp-epsilon", {}), ("lrp-zplus", {}), ("gradcam", {})]
+
+
+@pytest.mark.parametrize(("method", "params"), BASELINES, ids=[m for m, _ in BASELINES])
+def test_baselines_on_vit(method: str, params: dict[str, object]) -> None:
+    """Issue 21 item 4 on ViT-B/16 (32 px): the gradient methods as they are, LRP with the
+    token rules for attention and LayerNorm, Grad-CAM at the class-token split laid out on the
+    2x2 patch grid: finite, not all zero, batch = per sample. (Checked for properties only:
+    no independent reference of these methods on token models yet.)"""
+    path = torchvision_models.export("vit_b_16_32", "torchscript", 17)
+    proto = aeq_onnx.compile_explainer(path, method=method, **params)
+    explainer = aeq_onnx.Explainer(proto, device="cpu", threads=2)
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    result = explainer.explain(x)
+    relevance = np.asarray(result.relevance, np.float64)
+    assert np.isfinite(relevance).all() and (np.abs(relevance).max(axis=(1, 2, 3)) > 0).all()
+    alone = np.asarray(explainer.explain(x[1:2]).relevance, np.float64)[0]
+    assert np.abs(alone - relevance[1]).max() <= 1e-5 * np.abs(relevance[1]).max()
+    if method == "gradcam":
+        assert np.asarray(result.initial_relevance).shape == (2, 1, 2, 2)
