@@ -87,3 +87,19 @@ def test_baselines_on_vit(method: str, params: dict[str, object]) -> None:
     assert np.abs(alone - relevance[1]).max() <= 1e-5 * np.abs(relevance[1]).max()
     if method == "gradcam":
         assert np.asarray(result.initial_relevance).shape == (2, 1, 2, 2)
+
+
+def test_cli_explains_a_token_model_at_a_token_layer(tmp_path: Path) -> None:
+    """`aeq explain MODEL batch.npy --layer <an encoder block's output tokens>` (ae-tokens T2:
+    --layer works on token tensors): exit 0, a finite relevance of the input's shape."""
+    from aeq_onnx.cli import main
+
+    path = torchvision_models.export("vit_b_16_32", "torchscript", 17)
+    batch = np.random.default_rng(2).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "batch.npy", batch)
+    out = tmp_path / "relevance.npy"
+    assert main(["explain", str(path), str(tmp_path / "batch.npy"), "--layer",
+                 "/encoder/layers/encoder_layer_6/Add_1_output_0", "--out", str(out)]) == 0
+    relevance = np.load(out)
+    assert relevance.shape == batch.shape and np.isfinite(relevance).all()
+    assert np.abs(relevance).max() > 0
