@@ -103,3 +103,17 @@ def test_cli_explains_a_token_model_at_a_token_layer(tmp_path: Path) -> None:
     relevance = np.load(out)
     assert relevance.shape == batch.shape and np.isfinite(relevance).all()
     assert np.abs(relevance).max() > 0
+
+
+@pytest.mark.parametrize("name", ["vit_b_16_32", "swin_t", "convnext_tiny"])
+def test_token_model_finite_on_dead_constant_and_extreme_inputs(name: str) -> None:
+    """All-zero, constant and 1e4-scaled images: every output of the explainer is finite."""
+    path = torchvision_models.export(name, "torchscript", 17)
+    explainer = aeq_onnx.Explainer(aeq_onnx.compile_explainer(path), device="cpu", threads=2)
+    size = torchvision_models.MODELS[name].size
+    noise = np.random.default_rng(3).standard_normal((1, 3, size, size)).astype(np.float32)
+    for x in (np.zeros((1, 3, size, size), np.float32), np.full((1, 3, size, size), 0.5,
+                                                                 np.float32), 1e4 * noise):
+        result = explainer.explain(x)
+        for value in (result.logits, result.relevance, result.initial_relevance):
+            assert np.isfinite(np.asarray(value, np.float64)).all()
