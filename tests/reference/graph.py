@@ -82,11 +82,18 @@ def _is_linear(node: onnx.NodeProto) -> bool:
     return registry.has_trait(node.op_type, "linear")
 
 
+#: ops that read only the dims of their input (a ViT's class token is expanded to the batch
+#: size read off the input: that makes it no raw input value)
+SHAPE_READERS = ("Shape", "Size")
+
+
 def raw_tensors(graph: Graph) -> set[str]:
     """Tensors reached from the model input without passing a linear layer (rule 4.3 applies
     to a Conv whose data input is one of them)."""
     raw = {graph.input_name}
     for node in graph.nodes:
+        if node.op_type in SHAPE_READERS:  # their outputs are sizes, not values of the input
+            continue
         if not _is_linear(node) and any(i in raw for i in graph.data_inputs(node)):
             raw.update(node.output)
     return raw
