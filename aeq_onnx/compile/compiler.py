@@ -28,8 +28,9 @@ def emit_context(prepared: Prepared, method: Method) -> EmitContext:
     """A fresh emitter over the prepared view, for ``method``."""
     view = prepared.view
     taken = set(view.tensors) | {n.name for n in view.nodes} | {"target"}
+    plan = prepared.plan
     return EmitContext(emit.Emitter(max(view.opset, 17), taken), view, method,
-                       set(prepared.plan.input_layers))
+                       set(plan.input_layers), plan.layouts, plan.token_model)
 
 
 def unsupported_nodes(ctx: EmitContext, method: Method, prepared: Prepared,
@@ -97,7 +98,7 @@ def compile_explainer(
     ctx, flows = compile_chains(prepared, chosen)
     plan = prepared.plan
     metadata = {
-        "method": chosen.name, **chosen.metadata(),
+        "method": chosen.name, **chosen.metadata(), **chosen.plan_metadata(plan),
         "split": plan.split, "input": plan.input, "version": __version__,
         "source_sha256": prepared.sha256,
     }

@@ -12,6 +12,7 @@ from aeq_onnx.compile.assemble import free_reserved_names
 from aeq_onnx.converters import canonicalize_owned
 from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.ir.planning import Plan, find_logits, make_plan, resolve_layer
+from aeq_onnx.ir.samples import Layouts
 from aeq_onnx.ir.traits import Traits
 from aeq_onnx.load import protos
 from aeq_onnx.load.loading import LoadedModel, Source, load_model
@@ -46,6 +47,20 @@ def rule_traits(view: GraphView) -> Traits:
     return lambda node: registry.node_traits(view, node)
 
 
+def rule_relevance_edges(view: GraphView) -> Callable[[gs.Node], list[int]]:
+    """The inputs a node sends relevance to according to its rule (its data edges for
+    unknown ops: they are refused anyway)."""
+
+    def edges(node: gs.Node) -> list[int]:
+        try:
+            rule = registry.lookup(node.op, view.opset)
+        except registry.RuleNotFound:
+            return view.data_edges(node)
+        return rule.relevance_indices_of(view, node)
+
+    return edges
+
+
 def prepare(model: Source | LoadedModel, *, layer: str | None = None,
             output: str | None = None, at_logits: bool = False,
             isolate: bool | None = None) -> Prepared:
@@ -64,7 +79,10 @@ def prepare(model: Source | LoadedModel, *, layer: str | None = None,
     view = GraphView(free_reserved_names(canonicalize_owned(box)))
     view.data_edges = rule_data_edges(view)
     view.traits = rule_traits(view)
+    view.relevance_edges = rule_relevance_edges(view)
+    layouts = Layouts(view)
+    layouts.fill_static_dims()  # dims onnx's inference left unknown (e.g. after an Expand)
     split = None if original is None or layer is None else resolve_layer(original, view, layer)
     if at_logits:
         split = find_logits(view, output)
-    return Prepared(view, make_plan(view, split, output), sha256)
+    return Prepared(view, make_plan(view, split, output, layouts), sha256)

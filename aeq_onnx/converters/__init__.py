@@ -8,8 +8,10 @@ import onnx
 import onnx.checker
 
 from aeq_onnx.converters import (
+    einsum_matmul,
     fold_batchnorm,
     fold_constants,
+    fuse_layernorm,
     fuse_lrn,
     infer_shapes,
     legacy_batchnorm,
@@ -27,8 +29,10 @@ Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 # BatchNormalization (opsets 7-8), which onnx's version converter refuses, becomes arithmetic
 # before the opset upgrade; shapes feed constant folding; torch's LRN decomposition is fused
 # once its constants are folded and its shapes known; folding exposes BatchNormalization
-# constants to their pass; the second fold removes the constants those passes left behind; the
-# final inference annotates the canonical graph for the compiler.
+# constants to their pass; the second fold removes the constants those passes left behind; a
+# decomposed LayerNorm (constants folded by then) becomes one op, a batched matrix product
+# written as Einsum a MatMul; the final inference annotates the canonical graph for the
+# compiler.
 # Explicit Pads are not folded into Convs: that would change AE relevance (docs/choices.md,
 # "Explicit Pads stay Pads").
 PIPELINE: list[Pass] = [
@@ -41,6 +45,8 @@ PIPELINE: list[Pass] = [
     strip_identity.run,
     fold_batchnorm.run,
     fold_constants.run,
+    fuse_layernorm.run,
+    einsum_matmul.run,
     infer_shapes.run,
 ]
 

@@ -44,6 +44,8 @@ class GraphView:
         self.model = model
         #: Which inputs of a node carry data (set by the compiler from the rules).
         self.data_edges: Callable[[gs.Node], list[int]] = self.variable_inputs
+        #: Which inputs a node sends relevance to (None: its data edges; set by the compiler).
+        self.relevance_edges: Callable[[gs.Node], list[int]] | None = None
         #: A node's traits (:mod:`aeq_onnx.ir.traits`; set by the compiler from the rules).
         self._traits: Traits = no_traits
         self.graph = gs.import_onnx(model)

@@ -13,7 +13,9 @@ import onnx_graphsurgeon as gs
 
 from aeq_onnx.converters.strip_identity import PASS_THROUGH_OPS
 from aeq_onnx.errors import LayerError, UnsupportedModelError
+from aeq_onnx.ir import tokens
 from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.ir.samples import Layouts
 from aeq_onnx.ir.traits import DENSE, LINEAR, QUANTIZATION, SOFTMAX, WINDOW_POOL
 
 
@@ -29,6 +31,15 @@ class Plan:
     body_tensors: frozenset[str]
     head_tensors: frozenset[str]
     input_layers: frozenset[str]
+    #: The split's axes that AE's initial map averages the gradient over; None: a CNN's map
+    #: (every axis after the channels, sample axis first: spec section 3).
+    split_axes: tuple[int, ...] | None = None
+    #: A token model (:mod:`aeq_onnx.ir.tokens`): constants absorb, token join rule.
+    token_model: bool = False
+    #: The body's nodes that relevance can reach (the rest only feed gates, e.g. Q·Kᵀ).
+    relevance_body: tuple[gs.Node, ...] = ()
+    #: Every tensor's layout and sample axis (ae-tokens T1).
+    layouts: Layouts | None = None
 
 
 def find_input(view: GraphView) -> str:
@@ -71,26 +82,39 @@ def _spatial(shape: tuple[object, ...] | None) -> int | None:
 
 
 def _collapses_space(view: GraphView, node: gs.Node) -> bool:
-    """True for a node taking a rank-4 map with H·W > 1 to rank < 4 or to 1x1 (spec 2)."""
+    """True for a node taking a rank-4 map with H·W > 1 to rank < 4 or to 1x1 (spec 2); a
+    permutation of the dims never collapses anything (channels-last [N, 1, 1, C] ->
+    [N, C, 1, 1])."""
     if not node.inputs or not node.outputs:
         return False
-    spatial_in = _spatial(view.shape(node.inputs[0].name))
+    shape_in = view.shape(node.inputs[0].name)
+    spatial_in = _spatial(shape_in)
     out = view.shape(node.outputs[0].name)
+    if shape_in is not None and out is not None and sorted(map(str, shape_in)) == sorted(
+            map(str, out)):
+        return False
     if spatial_in is None or spatial_in <= 1 or out is None:
         return False
     return len(out) < 4 or _spatial(out) == 1
 
 
-def default_split(view: GraphView, logits: str) -> str:
-    """The spec's split tensor: the input of the last space-collapsing node, before its pools."""
+def default_split(view: GraphView, logits: str, layouts: Layouts | None = None
+                  ) -> tuple[str, tuple[int, ...] | None]:
+    """The spec's split tensor: the input of the last node that collapses the spatial map
+    (section 2, before its pools), or the token axes (ae-tokens T2: the class-token
+    Gather/Slice, a mean over tokens); with the axes R0 averages over (None: a CNN map)."""
     upstream = view.ancestors([logits])
     chain = [n for n in view.nodes if n.outputs and n.outputs[0].name in upstream]
     for node in reversed(chain):
-        if _collapses_space(view, node):
-            return _before_pools(view, node.inputs[0].name)
+        axes = None if layouts is None else tokens.collapse_axes(view, layouts, node)
+        if axes is not None:
+            return node.inputs[0].name, axes
+        if _collapses_space(view, node) and (
+                layouts is None or layouts.sample_axis(node.inputs[0].name) in (0, None)):
+            return _before_pools(view, node.inputs[0].name), None
     for node in reversed(chain):
         if DENSE in view.traits(node):
-            return node.inputs[0].name
+            return node.inputs[0].name, None
     raise UnsupportedModelError("no spatial stage and no dense layer: cannot pick a split tensor")
 
 
@@ -154,16 +178,49 @@ def resolve_layer(original: onnx.ModelProto, view: GraphView, layer: str) -> str
     raise LayerError(f"layer '{layer}' is not a tensor of the model")
 
 
-def make_plan(view: GraphView, layer: str | None = None, output: str | None = None) -> Plan:
+def _relevance_reach(view: GraphView, body: list[gs.Node], split: str) -> tuple[gs.Node, ...]:
+    """The body's nodes that relevance reaches from the split through the rules' relevance
+    edges (``view.relevance_edges``; e.g. softmax probabilities and a GELU gate get none)."""
+    edges = view.relevance_edges or view.data_edges
+    reached, kept = {split}, []
+    for node in reversed(body):
+        if any(t.name in reached for t in node.outputs):
+            kept.append(node)
+            reached.update(node.inputs[i].name for i in edges(node))
+    return tuple(reversed(kept))
+
+
+def _split_axes(view: GraphView, layouts: Layouts, split: str) -> tuple[int, ...] | None:
+    """The axes R0 averages over at a user's split: None (a CNN map: every axis after the
+    channels) when the sample axis is first and the channels second, else the token axes."""
+    layout = layouts.layout(split)
+    if layout is None or len(layout) <= 2:
+        return None
+    if layouts.sample_axis(split) in (0, None) and tokens.channel_axis(view, layouts,
+                                                                       split) == 1:
+        return None
+    return tokens.token_axes(view, layouts, split)
+
+
+def make_plan(view: GraphView, layer: str | None = None, output: str | None = None,
+              layouts: Layouts | None = None) -> Plan:
     """Find the input, logits and split tensor, and the head and body chains between them."""
+    layouts = layouts or Layouts(view)
     model_input = find_input(view)
     logits = find_logits(view, output)
-    split = default_split(view, logits) if layer is None else layer
+    if layer is None:
+        split, axes = default_split(view, logits, layouts)
+    else:
+        split, axes = layer, None
     if split not in view.tensors or view.is_constant(split):
         raise LayerError(f"layer '{split}' is not a tensor of the model")
     if split not in _downstream(view, model_input) or split not in view.ancestors([logits]):
         raise LayerError(f"layer '{split}' does not lie between the input and the logits")
+    if layer is not None:
+        axes = _split_axes(view, layouts, split)
     head, head_tensors = _chain(view, split, logits)
     body, body_tensors = _chain(view, model_input, split)
+    token_model = tokens.is_token_model(view, body + head)
     return Plan(model_input, logits, split, head, body, frozenset(body_tensors),
-                frozenset(head_tensors), _input_layers(view, model_input, body))
+                frozenset(head_tensors), _input_layers(view, model_input, body), axes,
+                token_model, _relevance_reach(view, body, split), layouts)

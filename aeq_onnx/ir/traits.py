@@ -41,9 +41,17 @@ DEQUANTIZE = "dequantize"
 #: (DynamicQuantizeLinear's scale and zero point): neither data nor constants.
 RUNTIME_PARAMETERS = "runtime_parameters"
 
+#: Found only in token models (LayerNormalization, attention mixing ``P·V``): on the
+#: input-to-logits chain it makes the model a token model, whose constants absorb their share
+#: and whose joins follow the token rule (ae-tokens T2, T3); its input holds channels last.
+TOKEN = "token"
+#: May remove token axes (the class-token Gather/Slice, a mean over tokens): the last such node
+#: before the logits gives a token model its split (ae-tokens T2).
+TOKEN_POOL = "token_pool"
+
 #: Every trait a rule may declare.
 TRAITS = frozenset({LINEAR, DENSE, WINDOW_POOL, SOFTMAX, NONNEG_OUTPUT, SIGN_KEEPING, GATE,
-                    QUANTIZATION, DEQUANTIZE, RUNTIME_PARAMETERS})
+                    QUANTIZATION, DEQUANTIZE, RUNTIME_PARAMETERS, TOKEN, TOKEN_POOL})
 
 #: A node's traits.
 Traits = Callable[[gs.Node], frozenset[str]]

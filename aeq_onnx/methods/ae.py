@@ -16,8 +16,8 @@ from typing import cast
 
 import numpy as np
 
-from aeq_onnx.errors import AeqError
-from aeq_onnx.ir import emit
+from aeq_onnx.errors import AeqError, LayerError
+from aeq_onnx.ir import emit, per_sample
 from aeq_onnx.ir.planning import Plan
 from aeq_onnx.methods import chains
 from aeq_onnx.methods import contrast as seeding
@@ -38,6 +38,41 @@ def initial_relevance(ctx: EmitContext, split: str, grad: str) -> str:
     return emit.normalise_abs_total(em, r0, rank)
 
 
+#: What a token model's explainer runs, by linear rule (the explainer's metadata, the docs).
+TOKEN_RULES = {
+    "conservative": "AE on convolutions, conservative propagation on token layers (per-token "
+                    "linear layers by LRP-epsilon with the bias absorbing its share, LayerNorm "
+                    "by LRP-0 with sigma held constant, attention by the z-rule with the "
+                    "probabilities held constant, constants absorbing their share)",
+    "equilibrium": "AE on convolutions and on per-token linear layers (rule 4.2, the bias an "
+                   "always-active input), conservative propagation through LayerNorm and "
+                   "attention (sigma and the probabilities held constant), constants "
+                   "absorbing their share",
+}
+
+
+def token_initial_relevance(ctx: EmitContext, plan: Plan, grad: str, elementwise: bool
+                            ) -> str:
+    """ae-tokens T2: ``R0 = A · mean_t(g)`` over the split's token axes (``elementwise``:
+    ``R0 = A · g``), then ``R0 / |Σ R0|`` per sample, wherever the sample axis lies."""
+    em, samples, split = ctx.em, ctx.samples(), plan.split
+    layout = samples.layout(split)
+    problem = samples.reduction_problem(split)
+    if layout is None or problem is not None:
+        raise LayerError(f"the initial map at '{split}' needs a per-sample sum: {problem}")
+    weights = grad
+    axes = plan.split_axes
+    if axes is None:
+        axes = tuple(range(2, len(layout)))
+    if not elementwise and axes:
+        count = float(np.prod([int(layout[a]) for a in axes]))  # type: ignore[arg-type]
+        total = em.op("ReduceSum", [grad, em.ints(list(axes), "token_axes")], "g_sum_t",
+                      keepdims=1)
+        weights = em.op("Mul", [total, em.const(1.0 / count)], "g_mean_t")
+    r0 = em.op("Mul", [split, weights], "R0_raw")
+    return per_sample.normalise_abs_total(em, r0, layout, samples.single_sample())
+
+
 @register_method
 class AE(Method):
     """Attribution Equilibrium: gradients on the head, AE's relevance rules on the body."""
@@ -54,13 +89,45 @@ class AE(Method):
                      invalid="add rule must be one of {choices}, got {value}")
     contrast = seeding.CONTRAST
     versus = seeding.VERSUS
+    initial_map = Param("auto", "AE initial map: channel-mean (section 3, mean over the "
+                        "tokens or H,W) or elementwise (A·dy/dA); auto: elementwise on token "
+                        "models, channel-mean otherwise (ae-tokens T2)",
+                        choices=("auto", "channel-mean", "elementwise"), error=AeqError,
+                        invalid="initial map must be one of {choices}, got {value}",
+                        record_default=False)
+    token_linear = Param("conservative", "rule of per-token linear layers in token models: "
+                         "conservative (LRP-epsilon, bias absorbs) or equilibrium (AE 4.2, "
+                         "bias an always-active input) (ae-tokens T3)",
+                         choices=("conservative", "equilibrium"), error=AeqError,
+                         invalid="token linear rule must be one of {choices}, got {value}",
+                         record_default=False)
+    token_add_rule = Param("z", "relevance rule at an Add of two tensors in token models "
+                           "(default z; ae-tokens T3, T4)",
+                           choices=("residual", "share", "z"), error=AeqError,
+                           invalid="token add rule must be one of {choices}, got {value}",
+                           record_default=False)
 
     def __init__(self, **values: object) -> None:
         super().__init__(**values)
         seeding.check(self)
 
     def needs(self, plan: Plan) -> Needs:
-        return (("vjp", plan.head), ("relevance", plan.body))
+        return (("vjp", plan.head), ("relevance", list(plan.relevance_body or plan.body)))
+
+    def elementwise_map(self, plan: Plan) -> bool:
+        """Whether the initial map is ``A · ∂y/∂A`` (auto: on token models)."""
+        if self.initial_map == "auto":
+            return plan.token_model
+        return self.initial_map == "elementwise"
+
+    def plan_metadata(self, plan: Plan) -> dict[str, str]:
+        """A token model's explainer names what runs (ae-tokens T4)."""
+        if not plan.token_model:
+            return {}
+        return {"token_rules": TOKEN_RULES[self.token_linear],
+                "initial_map_used": "elementwise" if self.elementwise_map(plan)
+                else "channel-mean",
+                "token_linear": self.token_linear, "token_add_rule": self.token_add_rule}
 
     def extra_outputs(self) -> tuple[str, ...]:
         return seeding.extra_outputs(self)
@@ -78,12 +145,21 @@ class AE(Method):
         ctx.em.reuse = len(seeds) > 1  # the dual's chain reads the target's weight constants
         for seed in seeds:
             grads.append(chains.split_gradient(ctx, plan, seed))
-            r0s.append(initial_relevance(ctx, plan.split, grads[-1]))
+            r0s.append(self._initial_map(ctx, plan, grads[-1]))
             rels.append(chains.input_relevance(ctx, plan, (plan.split, r0s[-1])))
         relevance = rels[0] if len(rels) == 1 else seeding.clrp(
             ctx.em, rels[0], rels[1], ctx.view.rank(plan.input))
         return {"logits": plan.logits, "target_class": chosen, "relevance": relevance,
                 "initial_relevance": r0s[0], "split_gradient": grads[0], **extra}
+
+    def _initial_map(self, ctx: EmitContext, plan: Plan, grad: str) -> str:
+        """R0 at the split: AE's channel-mean map (section 3) on a sample-first split, else the
+        token form (ae-tokens T2; elementwise on token models by default)."""
+        elementwise = self.elementwise_map(plan)
+        if plan.split_axes is None and not elementwise and ctx.samples().sample_axis(
+                plan.split) in (0, None):
+            return initial_relevance(ctx, plan.split, grad)
+        return token_initial_relevance(ctx, plan, grad, elementwise)
 
     def conv_rule(self, is_input_layer: bool, kernel: tuple[int, ...]) -> LayerRule:
         """Bounded z^B at the input layer (4.3), pointwise for 1x1 kernels (4.2), equilibrium
@@ -101,3 +177,15 @@ class AE(Method):
 
     def join_rule(self) -> JoinRule:
         return cast(JoinRule, self.add_rule)
+
+    def token_linear_rule(self, is_input_layer: bool) -> LayerRule:
+        """Bounded z^B where the layer reads the input (a linear patch embedding, 4.3), else
+        the ``token_linear`` rule (ae-tokens T3)."""
+        if is_input_layer:
+            return LayerRule("bounded", "AE bounded z^B input rule (4.3)")
+        if self.token_linear == "equilibrium":
+            return LayerRule("equilibrium-bias", "AE 4.2 per token, bias an always-active input")
+        return LayerRule("conservative", "conservative: LRP-epsilon, bias absorbs its share")
+
+    def token_join_rule(self) -> JoinRule:
+        return cast(JoinRule, self.token_add_rule)

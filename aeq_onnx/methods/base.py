@@ -157,7 +157,10 @@ class Method:
         return hash((type(self), tuple(self._values.items())))
 
     def __repr__(self) -> str:
-        values = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        """The parameters the metadata would record (a ``record_default=False`` one only
+        where it differs from its default)."""
+        values = ", ".join(f"{p.name}={self._values[p.name]!r}" for p in self.params
+                           if p.recorded(self._values[p.name]))
         return f"{type(self).__name__}({values})"
 
     # ------------------------------------------------------------------ what the compiler asks
@@ -212,6 +215,19 @@ class Method:
     def join_rule(self) -> JoinRule:
         """The relevance rule where two tensors join (Add, Sum)."""
         raise MethodError(f"{self.name} propagates no relevance through layers")
+
+    def token_linear_rule(self, is_input_layer: bool) -> LayerRule:
+        """The relevance variant of a per-token Gemm/MatMul layer (ae-tokens T3)."""
+        return self.dense_rule(is_input_layer)
+
+    def token_join_rule(self) -> JoinRule:
+        """The relevance rule where two tensors join in a token model."""
+        return self.join_rule()
+
+    def plan_metadata(self, plan: Plan) -> dict[str, str]:
+        """What the metadata records about the rules this plan runs (token models: what
+        each part of the model is explained with); {} for CNNs."""
+        return {}
 
 
 # ---------------------------------------------------------------------- the registry

@@ -35,7 +35,15 @@ class LRP(Method):
         seeding.check(self)
 
     def needs(self, plan: Plan) -> Needs:
-        return (("relevance", plan.body),)
+        return (("relevance", list(plan.relevance_body or plan.body)),)
+
+    def plan_metadata(self, plan: Plan) -> dict[str, str]:
+        """A token model's explainer names what runs (ae-tokens T3)."""
+        if not plan.token_model:
+            return {}
+        return {"token_rules": "LRP on every linear layer (the bias inside z), conservative "
+                               "propagation through LayerNorm and attention (sigma and the "
+                               "probabilities held constant), constants absorbing their share"}
 
     def extra_outputs(self) -> tuple[str, ...]:
         return seeding.extra_outputs(self)

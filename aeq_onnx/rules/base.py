@@ -10,12 +10,15 @@ import onnx_graphsurgeon as gs
 from aeq_onnx.ir.emit import Emitter
 from aeq_onnx.ir.geometry import ConvGeometry
 from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.ir.samples import Layouts
 from aeq_onnx.rules.shared.floatview import FloatView
 
 #: Map from a node's input index to the tensor carrying the gradient or relevance there.
 Flows = dict[int, str]
-#: The relevance variants of a Conv, ConvTranspose, Gemm or MatMul layer.
-Variant = Literal["bounded", "pointwise", "equilibrium", "epsilon", "zplus"]
+#: The relevance variants of a Conv, ConvTranspose, Gemm or MatMul layer; ``conservative``
+#: and ``equilibrium-bias`` are the two rules of a per-token linear layer (ae-tokens T3).
+Variant = Literal["bounded", "pointwise", "equilibrium", "epsilon", "zplus", "conservative",
+                  "equilibrium-bias"]
 #: How relevance splits where two tensors join (Add, Sum): spec 4.7.
 JoinRule = Literal["residual", "share", "z"]
 
@@ -44,6 +47,12 @@ class MethodHooks(Protocol):
     def join_rule(self) -> JoinRule:
         """The rule at a join of two tensors."""
 
+    def token_linear_rule(self, is_input_layer: bool) -> LayerRule:
+        """The variant of a per-token Gemm/MatMul (a constant weight on ``[..., C]``)."""
+
+    def token_join_rule(self) -> JoinRule:
+        """The rule at a join of two tensors in a token model."""
+
 
 @dataclass
 class EmitContext:
@@ -58,11 +67,21 @@ class EmitContext:
     method: MethodHooks
     #: Conv nodes fed by the model input through constant-only ops (spec 4.3), by name.
     input_layers: set[str] = field(default_factory=set)
+    #: Every tensor's layout and sample axis (ae-tokens T1); None: built on first use.
+    layouts: Layouts | None = None
+    #: A token model (:mod:`aeq_onnx.ir.tokens`): its own rules for constants and joins.
+    token_model: bool = False
     floats: FloatView = field(init=False)
 
     def __post_init__(self) -> None:
         self.floats = FloatView(self.view, self.em)
         self.em.reader = self.floats.read
+
+    def samples(self) -> Layouts:
+        """The layouts (built from the view when the compiler gave none)."""
+        if self.layouts is None:
+            self.layouts = Layouts(self.view)
+        return self.layouts
 
 
 class OpTraits:
@@ -100,6 +119,11 @@ class OpRule(OpTraits):
         if self.data_inputs is None:
             return variable
         return [i for i in self.data_inputs if i in variable]
+
+    def relevance_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:
+        """Indices of the inputs that receive relevance (default: the data inputs; a gate
+        such as softmax probabilities receives none)."""
+        return self.data_indices_of(view, node)
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         """None when this rule can emit ``need`` ("vjp" or "relevance") for ``node``."""

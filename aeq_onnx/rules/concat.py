@@ -1,4 +1,5 @@
-"""Concat: gradient and relevance are split back along the axis (spec 4.9); the output is
+"""Concat (not along the sample axis): gradient and relevance are split back along the axis
+(spec 4.9; a constant input such as a class token: its share is dropped); the output is
 never negative when no input is."""
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ class ConcatRule(OpRule):
     traits = frozenset({"sign_keeping"})
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
-        axis = int(node.attrs["axis"])
-        rank = ctx.view.rank(node.outputs[0].name)
-        if axis % rank == 0:
-            return "Concat along the batch axis"
+        y = node.outputs[0].name
+        axis = int(node.attrs["axis"]) % ctx.view.rank(y)
+        if ctx.samples().along_sample_axis(y, axis):
+            return "Concat along the sample axis"
+        if any(not isinstance((ctx.samples().layout(t.name) or (None,) * (axis + 1))[axis], int)
+               for t in node.inputs):
+            return "Concat of inputs of unknown size along the axis"
         return None
 
     def _split(self, ctx: EmitContext, node: gs.Node, flow: str) -> Flows:
         rank = ctx.view.rank(node.outputs[0].name)
         axis = int(node.attrs["axis"]) % rank
-        sizes = [ctx.view.static_dims(t.name)[axis - 1] for t in node.inputs]
+        sizes = [int((ctx.samples().layout(t.name) or ())[axis])  # type: ignore[arg-type]
+                 for t in node.inputs]
         parts = ctx.em.op_multi("Split", [flow, ctx.em.ints(sizes, "split")], len(sizes),
                                 "concat_back", axis=axis)
         return {i: parts[i] for i in ctx.view.variable_inputs(node)}

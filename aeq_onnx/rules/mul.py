@@ -4,8 +4,9 @@ Mul by a constant ``c``: ``dX = g·c``, relevance passes through to the data ope
 
 Gating (SiLU/Swish ``x·sigmoid(x)``, squeeze-and-excitation ``x·sigmoid(fc(pool(x)))``,
 HardSwish written ``x·HardSigmoid(x)``): all relevance goes to the signal, the operand NOT
-produced by a ``gate`` op (Sigmoid, HardSigmoid: a trait on their rules); the gate receives
-nothing. A Mul of two tensors with no gate
+produced by a ``gate`` op (Sigmoid, HardSigmoid: a trait on their rules), or GELU's gate
+``0.5·(1 + erf(x/√2))`` (or its tanh form) of the other operand (ae-tokens T3); the gate
+receives nothing. A Mul of two tensors with no gate
 or two gates is refused (the spec's ``R/2`` fallback is not implemented).
 
 VJP of ``y = a·b``: ``da = Σ_bcast(g·b)``, ``db = Σ_bcast(g·a)``, each summed (keepdims) over
@@ -16,22 +17,33 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
+from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.ir.traits import GATE, QUANTIZATION
 from aeq_onnx.rules.base import EmitContext, Flows, single
 from aeq_onnx.rules.registry import register
 from aeq_onnx.rules.shared.elementwise import WithConstant, constant_operand_problem, same_shape
+from aeq_onnx.rules.shared.gelu_gate import gelu_gate
 
 
 def gate_indices(ctx: EmitContext, node: gs.Node) -> list[int]:
     """The operands of ``node`` produced by a ``gate`` op (Sigmoid, HardSigmoid,
-    QLinearSigmoid), seen through the quantizations of a deployed graph."""
+    QLinearSigmoid), seen through the quantizations of a deployed graph, or GELU's gate of the
+    other operand (``0.5·(1 + erf(x/√2))`` and the tanh form: ae-tokens T3)."""
+    return view_gate_indices(ctx.view, node)
+
+
+def view_gate_indices(view: GraphView, node: gs.Node) -> list[int]:
+    """:func:`gate_indices` from the graph view alone."""
     found = []
     for i, t in enumerate(node.inputs):
-        producer = ctx.view.producer(t.name)
-        while producer is not None and QUANTIZATION in ctx.view.traits(producer):
-            producer = ctx.view.producer(producer.inputs[0].name)
-        if producer is not None and GATE in ctx.view.traits(producer):
+        producer = view.producer(t.name)
+        while producer is not None and QUANTIZATION in view.traits(producer):
+            producer = view.producer(producer.inputs[0].name)
+        if producer is not None and GATE in view.traits(producer):
             found.append(i)
+    if not found and len(node.inputs) == 2 and len(view.variable_inputs(node)) == 2:
+        found = [i for i in (0, 1)
+                 if gelu_gate(view, node.inputs[i].name, node.inputs[1 - i].name)]
     return found
 
 
@@ -85,6 +97,14 @@ class GatedMulRule(MulRule):
         if len(ctx.view.variable_inputs(node)) == 2:
             return "gate: all to the signal (4.8)"
         return "pass-through (4.5)"
+
+    def relevance_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:
+        """A gate receives no relevance: only the signal is a relevance edge."""
+        variable = view.variable_inputs(node)
+        gates = view_gate_indices(view, node) if len(variable) == 2 else []
+        if len(gates) == 1:
+            return [1 - gates[0]]
+        return super().relevance_indices_of(view, node)
 
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
         if len(ctx.view.variable_inputs(node)) != 2:

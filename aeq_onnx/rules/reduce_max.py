@@ -27,6 +27,7 @@ class ReduceMaxRule(Pool):
     arg-max of each reduced block (spec 4.6), ``VJP(g) = onehot(argmax(x)) · g``."""
 
     vjp_name = "g to the first arg-max"
+    traits = frozenset({"sign_keeping", "token_pool"})
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         if _trailing_block(ctx, node) is None:

@@ -16,6 +16,7 @@ class ReduceMeanRule(Pool):
     """ReduceMean over non-batch axes: ``VJP(g) = expand(g) / count``."""
 
     vjp_name = "expand(g)/count"
+    traits = frozenset({"sign_keeping", "token_pool"})
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         axes = reduce_axes(ctx, node)

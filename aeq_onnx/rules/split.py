@@ -1,4 +1,4 @@
-"""Split (not along the batch axis): the outputs' gradients and relevances are concatenated back
+"""Split (not along the sample axis): the outputs' gradients and relevances are concatenated back
 along the axis, zeros where none arrives (spec 4.9)."""
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ class SplitRule(Mapping):
     relevance_name = "concat, zeros where no flow (4.9)"
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
-        if int(node.attrs.get("axis", 0)) % ctx.view.rank(node.inputs[0].name) == 0:
-            return "Split along the batch axis"
+        axis = int(node.attrs.get("axis", 0))
+        if ctx.samples().along_sample_axis(node.inputs[0].name, axis):
+            return "Split along the sample axis"
         return None
 
     def back(self, ctx: EmitContext, node: gs.Node, flows: list[str | None]) -> str:

@@ -9,7 +9,7 @@ from aeq_onnx.rules.add import AddRule
 from aeq_onnx.rules.base import EmitContext, Flows, single
 from aeq_onnx.rules.registry import register
 from aeq_onnx.rules.shared.elementwise import constant_operand_problem, same_shape
-from aeq_onnx.rules.shared.joins import nary_split
+from aeq_onnx.rules.shared.joins import join_rule, nary_split
 
 
 @register("Sum")
@@ -33,12 +33,12 @@ class SumRule(AddRule):
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
         if len(node.inputs) <= 2:
             return super().describe(ctx, node)
-        return f"{'z' if ctx.method.join_rule() == 'z' else 'share'} over {len(node.inputs)} (4.7)"
+        return f"{'z' if join_rule(ctx) == 'z' else 'share'} over {len(node.inputs)} (4.7)"
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         if len(ctx.view.variable_inputs(node)) <= 2:
             return super().relevance(ctx, node, rel)
         y = node.outputs[0].name
         parts = nary_split(ctx.em, [t.name for t in node.inputs], y, single(rel),
-                           ctx.view.rank(y), share=ctx.method.join_rule() != "z")
+                           ctx.view.rank(y), share=join_rule(ctx) != "z")
         return dict(enumerate(parts))

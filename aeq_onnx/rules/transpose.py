@@ -1,5 +1,5 @@
-"""Transpose (not of the batch axis): gradient and relevance take the inverse transpose (spec
-4.9); the sign is kept."""
+"""Transpose (any permutation: the sample axis moves with it, ae-tokens T1): gradient and
+relevance take the inverse transpose (spec 4.9); the sign is kept."""
 
 from __future__ import annotations
 
@@ -23,9 +23,6 @@ class TransposeRule(Mapping):
     def _perm(self, ctx: EmitContext, node: gs.Node) -> list[int]:
         rank = ctx.view.rank(node.inputs[0].name)
         return [int(p) for p in node.attrs.get("perm", list(range(rank))[::-1])]
-
-    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
-        return None if self._perm(ctx, node)[0] == 0 else "Transpose that moves the batch axis"
 
     def back(self, ctx: EmitContext, node: gs.Node, flows: list[str | None]) -> str:
         inverse = [int(i) for i in np.argsort(self._perm(ctx, node))]

@@ -12,8 +12,10 @@ import pytest
 from aeq_onnx import converters
 from aeq_onnx.converters import (
     canonicalize,
+    einsum_matmul,
     fold_batchnorm,
     fold_constants,
+    fuse_layernorm,
     fuse_lrn,
     infer_shapes,
     legacy_batchnorm,
@@ -28,7 +30,8 @@ GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
 
 def test_pipeline_order() -> None:
     """Weight inputs, spatial=0 BN before the opset upgrade, shapes before folding, LRN fused
-    after folding, folding before BN, shapes last."""
+    after folding, folding before BN, a decomposed LayerNorm fused once its constants are
+    folded, Einsum products as MatMul, shapes last."""
     pipeline = converters.PIPELINE
     assert pipeline == [
         weight_inputs.run,
@@ -40,6 +43,8 @@ def test_pipeline_order() -> None:
         strip_identity.run,
         fold_batchnorm.run,
         fold_constants.run,
+        fuse_layernorm.run,
+        einsum_matmul.run,
         infer_shapes.run,
     ]
 

@@ -53,6 +53,10 @@ class Graph:
         """Topological position of a tensor (its producer's index; -1 for graph inputs)."""
         return self.producer.get(name, -1)
 
+    def readers(self, name: str) -> list[onnx.NodeProto]:
+        """The nodes that read ``name``."""
+        return [n for n in self.nodes if name in n.input]
+
     def producer_op(self, name: str) -> str | None:
         """The op type that produces ``name`` (None for graph inputs and initializers)."""
         return self.nodes[self.producer[name]].op_type if name in self.producer else None
@@ -80,11 +84,18 @@ def _is_linear(node: onnx.NodeProto) -> bool:
     return registry.has_trait(node.op_type, "linear")
 
 
+#: ops that read only the dims of their input (a ViT's class token is expanded to the batch
+#: size read off the input: that makes it no raw input value)
+SHAPE_READERS = ("Shape", "Size")
+
+
 def raw_tensors(graph: Graph) -> set[str]:
     """Tensors reached from the model input without passing a linear layer (rule 4.3 applies
     to a Conv whose data input is one of them)."""
     raw = {graph.input_name}
     for node in graph.nodes:
+        if node.op_type in SHAPE_READERS:  # their outputs are sizes, not values of the input
+            continue
         if not _is_linear(node) and any(i in raw for i in graph.data_inputs(node)):
             raw.update(node.output)
     return raw

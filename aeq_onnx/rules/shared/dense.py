@@ -16,8 +16,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.ir.emit import Emitter
-from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
-from aeq_onnx.rules.shared import equilibrium, lrp
+from aeq_onnx.rules.base import EmitContext, Flows, LayerRule, OpRule, single
+from aeq_onnx.rules.shared import equilibrium, lrp, token_linear
 from aeq_onnx.rules.shared.equilibrium import WeightKind, WeightVariants
 
 
@@ -69,8 +69,21 @@ class Dense(OpRule):
     def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
         raise NotImplementedError
 
+    def layer_rule(self, ctx: EmitContext, node: gs.Node) -> LayerRule:
+        """The method's rule for this layer: per-token (ae-tokens T3) or dense (4.4)."""
+        is_input = node.outputs[0].name in ctx.input_layers
+        if token_linear.is_token_layer(ctx, node):
+            return ctx.method.token_linear_rule(is_input)
+        return ctx.method.dense_rule(is_input)
+
     def describe(self, ctx: EmitContext, node: gs.Node) -> str:
-        return ctx.method.dense_rule(node.outputs[0].name in ctx.input_layers).label
+        return self.layer_rule(ctx, node).label
+
+    def check_layer(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
+        """What a token layer's rule needs (per-sample reductions), for relevance."""
+        if need != "relevance" or not token_linear.is_token_layer(ctx, node):
+            return None
+        return token_linear.check(ctx, node, self.layer_rule(ctx, node))
 
     def dense(self, ctx: EmitContext, node: gs.Node) -> DenseMap:
         rank = ctx.view.rank(node.inputs[0].name)
@@ -86,9 +99,36 @@ class Dense(OpRule):
         """``max(b, 0)`` of the layer's own constant bias (None: none in the node)."""
         return None
 
+    def token_relevance(self, ctx: EmitContext, node: gs.Node, rule: LayerRule, r: str
+                        ) -> str | None:
+        """A token layer's relevance, z and b read as one layer (None: not one of the token
+        variants, nor a bias that changes the LRP rules)."""
+        x = node.inputs[0].name
+        alpha = float(node.attrs.get("alpha", 1.0))
+        w = alpha * self.weight(ctx, node)
+        z, bias = token_linear.layer_output_and_bias(ctx, node, w)
+        if rule.variant == "conservative":
+            return token_linear.conservative(ctx, x, z, r, lambda s: self.vjp(ctx, node, [s])[0])
+        if rule.variant == "equilibrium-bias":
+            return token_linear.equilibrium(ctx, x, z, r, w, bias)
+        if z == node.outputs[0].name or rule.variant not in ("epsilon", "zplus"):
+            return None
+        lin = DenseMap(ctx.em, w, ctx.view.rank(x), node.outputs[0].name)
+        if rule.variant == "epsilon":
+            return lrp.epsilon(ctx.em, lin, x, z, r, rule.epsilon,
+                               lambda s: self.vjp(ctx, node, [s])[0])
+        bias_pos = ctx.em.const(np.maximum(bias, 0).astype(np.float32), "bias_pos")  # type: ignore[arg-type]
+        return lrp.zplus(ctx.em, lin, x, r, bias_pos, ctx.view.is_nonnegative(x))
+
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         x, r = node.inputs[0].name, single(rel)
-        rule = ctx.method.dense_rule(node.outputs[0].name in ctx.input_layers)
+        if token_linear.is_token_layer(ctx, node):
+            rule = self.layer_rule(ctx, node)
+            token = self.token_relevance(ctx, node, rule, r)
+            if token is not None:
+                return {0: token}
+        else:
+            rule = ctx.method.dense_rule(node.outputs[0].name in ctx.input_layers)
         if rule.variant == "pointwise":
             return {0: equilibrium.pointwise(ctx.em, self.dense(ctx, node), x, r)}
         alpha = float(node.attrs.get("alpha", 1.0))

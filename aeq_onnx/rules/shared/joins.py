@@ -3,10 +3,13 @@ operands, and which operand of a residual join is the shortcut."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import onnx_graphsurgeon as gs
 
+from aeq_onnx.ir import per_sample
 from aeq_onnx.ir.emit import Emitter, sample_sum, sdiv
-from aeq_onnx.rules.base import EmitContext
+from aeq_onnx.rules.base import EmitContext, JoinRule
 
 
 def z_split(em: Emitter, a: str, b: str, y: str, r: str) -> tuple[str, str]:
@@ -15,12 +18,15 @@ def z_split(em: Emitter, a: str, b: str, y: str, r: str) -> tuple[str, str]:
     return em.op("Mul", [a, ratio], "Ra"), em.op("Mul", [b, ratio], "Rb")
 
 
-def share_split(em: Emitter, a: str, b: str, y: str, r: str, rank: int) -> tuple[str, str]:
-    """The z-split rescaled so the branch totals split ``Σ R`` as ``|Σ Ra| : |Σ Rb|`` (4.7)."""
+def share_split(em: Emitter, a: str, b: str, y: str, r: str, rank: int,
+                summed: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """The z-split rescaled so the branch totals split ``Σ R`` as ``|Σ Ra| : |Σ Rb|`` (4.7);
+    ``summed``: the per-sample sum where the sample axis is not first (token models)."""
+    total_of = summed or (lambda t: sample_sum(em, t, rank))
     ra, rb = z_split(em, a, b, y, r)
-    sums = [sample_sum(em, t, rank) for t in (ra, rb)]
+    sums = [total_of(t) for t in (ra, rb)]
     mags = [em.op("Abs", [s], "abs_total") for s in sums]
-    total = sample_sum(em, r, rank)
+    total = total_of(r)
     both = em.op("Add", mags, "mag_sum")
     out = []
     for part, part_sum, mag in zip((ra, rb), sums, mags, strict=True):
@@ -59,3 +65,19 @@ def shortcut_index(ctx: EmitContext, node: gs.Node) -> int | None:
     if ca is None or cb is None or ca == cb:
         return None
     return 0 if ca < cb else 1
+
+
+def join_rule(ctx: EmitContext) -> JoinRule:
+    """The method's join rule: the token one in a token model (ae-tokens T3)."""
+    return ctx.method.token_join_rule() if ctx.token_model else ctx.method.join_rule()
+
+
+def summed(ctx: EmitContext, y: str) -> Callable[[str], str] | None:
+    """In a token model, the per-sample sum at y's sample axis where it is not the first
+    (None: first, or a CNN: spec 4.7's sums over the axes after the first)."""
+    samples = ctx.samples()
+    layout = samples.layout(y)
+    if not ctx.token_model or layout is None or (
+            samples.sample_axis(y) == 0 and not samples.single_sample()):
+        return None
+    return lambda t: per_sample.sample_sum(ctx.em, t, layout, samples.single_sample())
