@@ -3,8 +3,8 @@
 Every correct emission keeps the rule's convolution products (per Conv below the split:
 ``conv(x⁺,|W|)``, ``conv(a,|W|)``, ``conv(ā,|W|)`` and three transposed products, spec 4.1-4.3;
 the only shortcut, ``conv(ā,|W|) = conv(1,|W|) − conv(a,|W|)``, cancels, see
-``aeq_onnx/rules/equilibrium.py``). So the explainer's own convolution and matrix kernels,
-timed by onnxruntime's profiler, bound its time from below: what is left when every
+``aeq_onnx/rules/shared/equilibrium.py``). So the explainer's own convolution and matrix
+kernels, timed by onnxruntime's profiler, bound its time from below: what is left when every
 elementwise op, reduction, pool and layout reorder costs nothing.
 
 For each model, thread count and batch, ``--rounds`` rounds each profile the forward session

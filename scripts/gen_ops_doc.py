@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from aeq_onnx.rules import registry
+from aeq_onnx.rules.base import OpTraits
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "ops.md"
 
@@ -25,10 +26,11 @@ def render() -> str:
         "spec, Nam & Lee, IEEE T-PAMI 2024); *VJP* is how the gradient of the target logit "
         "crosses it between the split tensor and the logits. Conv's relevance rule depends on "
         "the layer: the bounded z^B rule (4.3) at the input layer, the 1x1 rule (4.2) for 1x1 "
-        "kernels, the equilibrium rule (4.1) elsewhere.",
+        "kernels, the equilibrium rule (4.1) elsewhere. *Traits* are what the graph questions "
+        "ask of the op (`aeq_onnx/ir/traits.py`), declared on its rule class.",
         "",
-        "| op | opsets | relevance | VJP | module |",
-        "|---|---|---|---|---|",
+        "| op | opsets | relevance | VJP | traits | module |",
+        "|---|---|---|---|---|---|",
     ]
     for entry in registry.entries():
         rule = entry.rule
@@ -37,10 +39,23 @@ def render() -> str:
         relevance = rule.relevance_name.replace("unsupported", "— (only above the split)")
         vjp = rule.vjp_name.replace("unsupported", "— (only below the split)")
         lines.append(f"| {entry.op_type} | {entry.since}–{until} | {relevance} | {vjp} | "
-                     f"`rules/{module}.py` |")
-    lines += ["", "Softmax and LogSoftmax at the output are not rules: the compiler explains "
-              "their input (the logits).", ""]
+                     f"{_traits(rule)} | `rules/{module}.py` |")
+    lines += ["", "Declared without a rule (traits only):", ""]
+    for op_type, declared in registry.declarations():
+        module = type(declared).__module__.rsplit(".", 1)[-1]
+        doc = (type(declared).__doc__ or "").strip().splitlines()[0]
+        lines.append(f"- {op_type} ({_traits(declared)}, `rules/{module}.py`): {doc}")
+    lines.append("")
     return "\n".join(lines)
+
+
+def _traits(rule: OpTraits) -> str:
+    """The class's traits, and how the rule refines them per node (its docstring's first line)."""
+    text = ", ".join(f"`{t}`" for t in sorted(rule.traits)) or "—"
+    if type(rule).node_traits is not OpTraits.node_traits:
+        doc = (type(rule).node_traits.__doc__ or "").strip().splitlines()[0]
+        text += f"; per node: {doc.replace('``', '`')}"
+    return text
 
 
 def main(argv: list[str]) -> int:

@@ -123,3 +123,31 @@ def method_branches(path: Path, names: set[str]) -> list[str]:
         if hit:
             found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
     return found
+
+
+def _collection_strings(node: ast.AST) -> list[str]:
+    """The strings of a tuple/list/set literal, or of ``frozenset(...)``/``set(...)`` of one."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args and (
+            node.func.id in ("frozenset", "set", "tuple")):
+        node = node.args[0]
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return [s for item in node.elts for s in _strings(item)]
+    return []
+
+
+def op_questions(path: Path, ops: set[str]) -> list[str]:
+    """``line: source`` of every question about a graph node's op type that only a rule may
+    answer: a comparison with a node's ``.op``, and a collection literal naming an op of
+    ``ops`` (a list of op names)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        hit = False
+        if isinstance(node, ast.Compare):
+            hit = any(isinstance(s, ast.Attribute) and s.attr == "op"
+                      for s in (node.left, *node.comparators))
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Call):
+            hit = bool(set(_collection_strings(node)) & ops)
+        if hit:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    return found

@@ -17,7 +17,7 @@ from aeq_onnx.errors import (
     UnsupportedOpError,
 )
 from aeq_onnx.rules import registry
-from aeq_onnx.rules.activation import IdentityRule
+from aeq_onnx.rules.identity import IdentityRule
 from tests.helpers_models import small_cnn
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"

@@ -1,7 +1,8 @@
 """The package's layout holds: no import cycles (function-level and ``TYPE_CHECKING`` imports
 included), a small top level, no module imports the package's ``__init__``, no branch on a
-method's name outside ``aeq_onnx/methods/``, and ``docs/architecture.md`` names every
-subpackage and only paths that exist. Each check is also shown to catch what it forbids."""
+method's name outside ``aeq_onnx/methods/``, no list of op names outside the rules (and the
+converters), and ``docs/architecture.md`` names every subpackage and only paths that exist.
+Each check is also shown to catch what it forbids."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from pathlib import Path
 import pytest
 
 import aeq_onnx
-from tests.layout import PACKAGE, ROOT, cycles, import_graph, method_branches, modules
+from aeq_onnx.rules import registry
+from tests.layout import (
+    PACKAGE,
+    ROOT,
+    cycles,
+    import_graph,
+    method_branches,
+    modules,
+    op_questions,
+)
 
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 #: What may sit at the top of ``aeq_onnx/`` beside the subpackages.
@@ -78,6 +88,41 @@ def test_the_branch_finder_finds_branches(tmp_path: Path) -> None:
     assert sorted(h.split(": ", 1)[1] for h in hits) == [
         "'ae' != name", "ctx.method.name == 'other'", "method.is_lrp",
         "name in ('gradcam', 'x')"]
+
+
+#: Where op names belong besides the rules: the converters rewrite the model by op type, the
+#: fp16 pass rewrites the explainer's own nodes (ops the rules emit, not the model's), and
+#: ir/layout_ops.py is ONNX's shape semantics for the sample axis (ae-tokens T1: how each op
+#: maps its inputs' dims to its outputs', like onnx's shape inference, including the ops with
+#: no rule that compute shapes: Shape, ConstantOfShape, Equal, Where...).
+OP_NAMES_ALLOWED = ("aeq_onnx.rules", "aeq_onnx.converters", "aeq_onnx.compile.precision",
+                    "aeq_onnx.ir.layout_ops")
+
+
+def test_no_op_lists_outside_the_rules() -> None:
+    """What an op is (a layer, a pool, non-negative ...) is a trait on its rule class: no
+    other stage compares a node's op type or lists op names (``ir`` asks ``view.traits``)."""
+    ops = set(registry.supported_ops()) | {op for op, _ in registry.declarations()}
+    found = [hit for name, path in modules().items()
+             if not name.startswith(OP_NAMES_ALLOWED) for hit in op_questions(path, ops)]
+    assert found == []
+
+
+def test_the_op_question_finder_finds_questions(tmp_path: Path) -> None:
+    code = ("LAYERS = frozenset({'Conv', 'Gemm'})\nOTHER = ('Foo', 'Bar')\n"
+            "def f(node, view):\n    if node.op == 'Whatever':\n        return 1\n"
+            "    return node.op in LAYERS or view.op_type in ('Relu',)\n")
+    path = _package(tmp_path, {"m.py": code}) / "m.py"
+    import tests.layout as layout
+
+    old, layout.ROOT = layout.ROOT, tmp_path
+    try:
+        hits = op_questions(path, {"Conv", "Gemm", "Relu"})
+    finally:
+        layout.ROOT = old
+    assert sorted(h.split(": ", 1)[1] for h in hits) == [
+        "('Relu',)", "frozenset({'Conv', 'Gemm'})", "node.op == 'Whatever'",
+        "node.op in LAYERS", "{'Conv', 'Gemm'}"]
 
 
 #: How a benchmark figure reads in prose: a GPU's name, "1.6x faster", "12.5 ms",
@@ -171,3 +216,16 @@ def test_the_page_names_the_module_of_a_method(name: str) -> None:
     """A sample of the rule: a method's module is on the page and exists."""
     quoted, _ = architecture()
     assert f"aeq_onnx/methods/{name}.py" in quoted
+
+
+def test_no_symbolic_links_are_tracked() -> None:
+    """A committed symlink (fixtures/.cache once pointed at one checkout) breaks clones."""
+    import shutil
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout: nothing is tracked")
+    listing = subprocess.run(["git", "ls-files", "-s"], cwd=root, check=True,
+                             capture_output=True, text=True).stdout
+    links = [line.split("\t", 1)[1] for line in listing.splitlines() if line.startswith("120000")]
+    assert links == []

@@ -13,6 +13,7 @@ from aeq_onnx.converters import canonicalize_owned
 from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.ir.planning import Plan, find_logits, make_plan, resolve_layer
 from aeq_onnx.ir.samples import Layouts
+from aeq_onnx.ir.traits import Traits
 from aeq_onnx.load import protos
 from aeq_onnx.load.loading import LoadedModel, Source, load_model
 from aeq_onnx.rules import registry
@@ -20,8 +21,8 @@ from aeq_onnx.rules import registry
 
 @dataclass
 class Prepared:
-    """A canonical model's graph view (rule-aware data edges), its plan and the sha256 of the
-    source model."""
+    """A canonical model's graph view (rule-aware data edges and traits), its plan and the
+    sha256 of the source model."""
 
     view: GraphView
     plan: Plan
@@ -39,6 +40,11 @@ def rule_data_edges(view: GraphView) -> Callable[[gs.Node], list[int]]:
         return rule.data_indices_of(view, node)
 
     return edges
+
+
+def rule_traits(view: GraphView) -> Traits:
+    """A node's traits according to its rule (:func:`aeq_onnx.rules.registry.node_traits`)."""
+    return lambda node: registry.node_traits(view, node)
 
 
 def rule_relevance_edges(view: GraphView) -> Callable[[gs.Node], list[int]]:
@@ -71,6 +77,7 @@ def prepare(model: Source | LoadedModel, *, layer: str | None = None,
     del loaded  # canonicalize_owned frees each pass's input: no third copy of the weights
     view = GraphView(free_reserved_names(canonicalize_owned(box)))
     view.data_edges = rule_data_edges(view)
+    view.traits = rule_traits(view)
     view.relevance_edges = rule_relevance_edges(view)
     layouts = Layouts(view)
     layouts.fill_static_dims()  # dims onnx's inference left unknown (e.g. after an Expand)

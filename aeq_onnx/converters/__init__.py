@@ -10,6 +10,7 @@ import onnx.checker
 from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
+    fuse_layernorm,
     infer_shapes,
     opset,
     strip_identity,
@@ -23,8 +24,9 @@ Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 
 # Order matters: weights listed as inputs (IR < 4) become plain constants first; shapes
 # feed constant folding; folding exposes BatchNormalization constants to their pass;
-# the second fold removes the constants those passes left behind; the final inference annotates
-# the canonical graph for the compiler.
+# the second fold removes the constants those passes left behind; a decomposed LayerNorm
+# (constants folded by then) becomes one op; the final inference annotates the canonical graph
+# for the compiler.
 # Explicit Pads are not folded into Convs: that would change AE relevance (docs/choices.md,
 # "Explicit Pads stay Pads").
 PIPELINE: list[Pass] = [
@@ -35,6 +37,7 @@ PIPELINE: list[Pass] = [
     strip_identity.run,
     fold_batchnorm.run,
     fold_constants.run,
+    fuse_layernorm.run,
     infer_shapes.run,
 ]
 

@@ -18,10 +18,13 @@ from aeq_onnx.converters._graph_utils import (
     used_names,
 )
 
+#: The ops this pass removes (the planner follows them back to name a user's layer).
+PASS_THROUGH_OPS = ("Identity", "Dropout")
+
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
     """Remove Identity/Dropout (output = input at inference) by rewiring; output names stay."""
-    if not has_op(model, "Identity", "Dropout"):
+    if not has_op(model, *PASS_THROUGH_OPS):
         return model
     model = copy_model(model)
     graph = model.graph

@@ -14,17 +14,11 @@ import onnx_graphsurgeon as gs
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from aeq_onnx.errors import UnsupportedModelError
+from aeq_onnx.ir.traits import LINEAR, NONNEG_OUTPUT, SIGN_KEEPING, Traits, no_traits
 
 Dim = int | str | None
 #: Constants this large are read from their TensorProto on each use, never cached as numpy.
 UNCACHED_BYTES = 1 << 20
-#: Ops that count as a layer when telling a residual shortcut from its branch (spec 4.7).
-LINEAR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-#: Ops whose output is never negative, and ops that keep every input's sign (value ranges).
-NONNEG_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softplus", "Abs"})
-SIGN_KEEPING_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-                              "Flatten", "Reshape", "Concat", "Identity", "Dropout",
-                              "Transpose", "Squeeze", "Unsqueeze", "ReduceMean", "ReduceMax"})
 
 
 class GraphView:
@@ -36,6 +30,8 @@ class GraphView:
         self.data_edges: Callable[[gs.Node], list[int]] = self.variable_inputs
         #: Which inputs a node sends relevance to (None: its data edges; set by the compiler).
         self.relevance_edges: Callable[[gs.Node], list[int]] | None = None
+        #: A node's traits (:mod:`aeq_onnx.ir.traits`; set by the compiler from the rules).
+        self.traits: Traits = no_traits
         self.graph = gs.import_onnx(model)
         self.graph.toposort()
         self.opset = next(
@@ -137,8 +133,8 @@ class GraphView:
         return seen
 
     def layer_counts(self, start: str, longest: bool = False) -> dict[str, int]:
-        """For every tensor downstream of ``start``: the fewest (or most) LINEAR_OPS on a path
-        from it."""
+        """For every tensor downstream of ``start``: the fewest (or most) ``linear`` nodes on a
+        path from it."""
         pick = max if longest else min
         counts = {start: 0}
         begin = self.producer(start)
@@ -148,7 +144,7 @@ class GraphView:
             reached = [counts[n] for n in names if n in counts]
             if not reached:
                 continue
-            value = pick(reached) + (1 if node.op in LINEAR_OPS else 0)
+            value = pick(reached) + (1 if LINEAR in self.traits(node) else 0)
             for t in node.outputs:
                 counts[t.name] = value
         return counts
@@ -168,16 +164,15 @@ class GraphView:
         return max(common, key=lambda n: (order(n), n))
 
     def is_nonnegative(self, name: str, depth: int = 8) -> bool:
-        """True when ``name`` can never hold a negative value (a ReLU output, a pool of one...)."""
+        """True when ``name`` can never hold a negative value (a ReLU output, a pool of one...):
+        its producer has the ``nonneg_output`` trait, or ``sign_keeping`` and only such inputs."""
         node = self.producer(name)
         if node is None or depth == 0:
             return False
-        if node.op in NONNEG_OPS:
+        traits = self.traits(node)
+        if NONNEG_OUTPUT in traits:
             return True
-        if node.op == "Clip":
-            low = node.inputs[1].name if len(node.inputs) > 1 else ""
-            return bool(low) and self.is_constant(low) and float(self.constant(low)) >= 0
-        if node.op in SIGN_KEEPING_OPS:
+        if SIGN_KEEPING in traits:
             data = [node.inputs[i].name for i in self.data_edges(node)]
             return bool(data) and all(self.is_nonnegative(d, depth - 1) for d in data)
         return False

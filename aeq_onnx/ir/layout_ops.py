@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import onnx_graphsurgeon as gs
 
@@ -12,7 +12,19 @@ from aeq_onnx.ir import layout as L
 
 if TYPE_CHECKING:
     from aeq_onnx.ir.layout import Layout, Values
-    from aeq_onnx.ir.samples import Layouts
+
+
+class Layouts(Protocol):
+    """What the op handlers read of :class:`aeq_onnx.ir.samples.Layouts` (which calls them)."""
+
+    def from_onnx(self, name: str) -> Layout | None:
+        """What onnx's shape inference says of a tensor."""
+
+    def layout(self, name: str) -> Layout | None:
+        """A tensor's layout."""
+
+    def value(self, name: str) -> Values | None:
+        """A small int tensor's entries."""
 
 Result = tuple[list["Layout | None"], list["Values | None"]]
 

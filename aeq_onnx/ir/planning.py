@@ -11,14 +11,12 @@ from dataclasses import dataclass
 import onnx
 import onnx_graphsurgeon as gs
 
+from aeq_onnx.converters.strip_identity import PASS_THROUGH_OPS
 from aeq_onnx.errors import LayerError, UnsupportedModelError
 from aeq_onnx.ir import tokens
 from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.ir.samples import Layouts
-
-SOFTMAX_OPS = ("Softmax", "LogSoftmax")
-POOL_OPS = ("MaxPool", "AveragePool")
-DENSE_OPS = ("Gemm", "MatMul")
+from aeq_onnx.ir.traits import DENSE, LINEAR, SOFTMAX, WINDOW_POOL
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,9 @@ def find_logits(view: GraphView, output: str | None = None) -> str:
     elif output not in outputs:
         raise LayerError(f"'{output}' is not an output of the model ({', '.join(outputs)})")
     node = view.producer(output)
-    logits = node.inputs[0].name if node is not None and node.op in SOFTMAX_OPS else output
+    logits = output
+    if node is not None and SOFTMAX in view.traits(node):
+        logits = node.inputs[0].name
     shape = view.shape(logits)
     if shape is None or len(shape) != 2 or not isinstance(shape[1], int):
         raise UnsupportedModelError(
@@ -83,11 +83,16 @@ def _spatial(shape: tuple[object, ...] | None) -> int | None:
 
 def _collapses_space(view: GraphView, node: gs.Node) -> bool:
     """True for a node taking a rank-4 map with H·W > 1 to rank < 4 or to 1x1 (spec 2); a
-    Transpose never collapses anything (channels-last [N, 1, 1, C] -> [N, C, 1, 1])."""
-    if not node.inputs or not node.outputs or node.op == "Transpose":
+    permutation of the dims never collapses anything (channels-last [N, 1, 1, C] ->
+    [N, C, 1, 1])."""
+    if not node.inputs or not node.outputs:
         return False
-    spatial_in = _spatial(view.shape(node.inputs[0].name))
+    shape_in = view.shape(node.inputs[0].name)
+    spatial_in = _spatial(shape_in)
     out = view.shape(node.outputs[0].name)
+    if shape_in is not None and out is not None and sorted(map(str, shape_in)) == sorted(
+            map(str, out)):
+        return False
     if spatial_in is None or spatial_in <= 1 or out is None:
         return False
     return len(out) < 4 or _spatial(out) == 1
@@ -105,7 +110,7 @@ def default_split(view: GraphView, logits: str, layouts: Layouts | None = None
                 layouts is None or layouts.sample_axis(node.inputs[0].name) in (0, None)):
             split = node.inputs[0].name
             producer = view.producer(split)
-            while producer is not None and producer.op in POOL_OPS:
+            while producer is not None and WINDOW_POOL in view.traits(producer):
                 split = producer.inputs[0].name
                 producer = view.producer(split)
             return split, None
@@ -113,7 +118,7 @@ def default_split(view: GraphView, logits: str, layouts: Layouts | None = None
         if axes is not None:
             return node.inputs[0].name, axes
     for node in reversed(chain):
-        if node.op in DENSE_OPS:
+        if DENSE in view.traits(node):
             return node.inputs[0].name, None
     raise UnsupportedModelError("no spatial stage and no dense layer: cannot pick a split tensor")
 
@@ -136,12 +141,12 @@ def _chain(view: GraphView, source: str, sink: str) -> tuple[list[gs.Node], set[
 
 
 def _input_layers(view: GraphView, model_input: str, body: list[gs.Node]) -> frozenset[str]:
-    """Conv, Gemm and MatMul nodes (by output name) with no Conv/Gemm/MatMul between them and
-    the input (AE's dense rule does not depend on it; LRP gives a dense one the z^B rule)."""
+    """``linear`` nodes (by output name) with no ``linear`` node between them and the input
+    (AE's dense rule does not depend on it; LRP gives a dense one the z^B rule)."""
     counts = view.layer_counts(model_input)
     return frozenset(
         n.outputs[0].name for n in body
-        if n.op in ("Conv", *DENSE_OPS) and counts.get(n.inputs[0].name) == 0
+        if LINEAR in view.traits(n) and counts.get(n.inputs[0].name) == 0
     )
 
 
@@ -153,8 +158,8 @@ def resolve_layer(original: onnx.ModelProto, view: GraphView, layer: str) -> str
     """
     writers = {o: n for n in original.graph.node for o in n.output}
     name = layer
-    while name not in view.tensors and name in writers and writers[name].op_type in (
-            "Identity", "Dropout"):
+    while (name not in view.tensors and name in writers
+           and writers[name].op_type in PASS_THROUGH_OPS):
         name = writers[name].input[0]
     if name in view.tensors:
         return name

@@ -91,8 +91,9 @@ class Layouts:
         layout = self.layout(name)
         if self.single_sample():
             return False
-        if layout is None or sample_axis(layout) is None:
-            return axis % max(len(layout or (0,)), 1) == 0  # unknown: the classic batch axis
+        if layout is None or sample_axis(layout) is None:  # unknown: the classic batch axis
+            shape = self.view.shape(name)
+            return shape is not None and axis % max(len(shape), 1) == 0
         return axis % len(layout) == sample_axis(layout)
 
     def reduction_problem(self, name: str) -> str | None:

@@ -157,7 +157,10 @@ class Method:
         return hash((type(self), tuple(self._values.items())))
 
     def __repr__(self) -> str:
-        values = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        """The parameters the metadata would record (a ``record_default=False`` one only
+        where it differs from its default)."""
+        values = ", ".join(f"{p.name}={self._values[p.name]!r}" for p in self.params
+                           if p.recorded(self._values[p.name]))
         return f"{type(self).__name__}({values})"
 
     # ------------------------------------------------------------------ what the compiler asks

@@ -3,7 +3,7 @@ through the whole network.
 
 ``R = one_hot(t) · logits`` flows to the input through the relevance rules: the bounded z^B
 rule at the input layer, LRP-ε or LRP-z⁺ at every other Conv and dense layer
-(:mod:`aeq_onnx.rules.lrp`), and the z-rule wherever two tensors join.
+(:mod:`aeq_onnx.rules.shared.lrp`), and the z-rule wherever two tensors join.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from aeq_onnx.ir.graph import Dim
 from aeq_onnx.ir.planning import Plan
 from aeq_onnx.methods import chains
 from aeq_onnx.methods.base import Method, Needs, Param, register_method
-from aeq_onnx.rules import lrp
 from aeq_onnx.rules.base import EmitContext, JoinRule, LayerRule
+from aeq_onnx.rules.shared import lrp
 
 BOUNDED = LayerRule("bounded", "bounded z^B input rule (4.3)")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import onnx_graphsurgeon as gs
 
@@ -74,11 +74,25 @@ class EmitContext:
         return self.layouts
 
 
-class OpRule:
+class OpTraits:
+    """What the graph questions know of an op: ``traits``, names from
+    :data:`aeq_onnx.ir.traits.TRAITS` (``linear``, ``dense``, ``window_pool``, ``softmax``,
+    ``nonneg_output``, ``sign_keeping``, ``gate``), checked when the class is registered."""
+
+    traits: ClassVar[frozenset[str]] = frozenset()
+
+    def node_traits(self, view: GraphView, node: gs.Node) -> frozenset[str]:
+        """The traits of this node: the class's, unless a rule refines them per node (Clip is
+        ``nonneg_output`` when its min is a constant >= 0)."""
+        return self.traits
+
+
+class OpRule(OpTraits):
     """How one op type propagates. Subclasses override what they support.
 
     ``data_inputs`` lists the inputs that carry data (None: every non-constant input); shape
     inputs of Reshape, pads of Pad, etc. are not data and never receive a gradient.
+    ``traits`` (:class:`OpTraits`) tell the graph questions what the op is.
     """
 
     data_inputs: tuple[int, ...] | None = None

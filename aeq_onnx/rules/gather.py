@@ -33,6 +33,7 @@ class GatherRule(OpRule):
     data_inputs = (0,)
     vjp_name = "scatter-add back (Sᵀ)"
     relevance_name = "scatter-add back (4.9)"
+    traits = frozenset({"sign_keeping", "token_pool"})
 
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         x, indices = node.inputs[0].name, node.inputs[1].name

@@ -39,6 +39,7 @@ class LayerNormalizationRule(OpRule):
     data_inputs = (0,)
     vjp_name = "(g' - mean g' - x̂·mean(g'x̂))/σ"
     relevance_name = "LRP-0, σ held constant: x·(s - mean s), s = γ/σ·sdiv_ε(R, y)"
+    traits = frozenset({"token"})
 
     def _axes(self, ctx: EmitContext, node: gs.Node) -> list[int]:
         rank = ctx.view.rank(node.inputs[0].name)
@@ -50,13 +51,13 @@ class LayerNormalizationRule(OpRule):
         if len(node.outputs) > 1 and any(t.name and ctx.view.consumers(t.name)
                                          for t in node.outputs[1:]):
             return "LayerNormalization whose mean or inverse deviation outputs are used"
+        if need == "vjp":  # the exact VJP, whatever the forward mixes
+            return None
         samples = ctx.samples()
         if any(samples.along_sample_axis(node.inputs[0].name, a)
                for a in self._axes(ctx, node)):
             return "LayerNormalization over the sample axis"
-        if need == "relevance":
-            return samples.reduction_problem(node.outputs[0].name)
-        return None
+        return samples.reduction_problem(node.outputs[0].name)
 
     def _scale(self, ctx: EmitContext, node: gs.Node) -> tuple[str, str]:
         """``(1/σ, x̂)`` of the node's own input."""

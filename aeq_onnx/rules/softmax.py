@@ -1,13 +1,15 @@
-"""Softmax: its exact VJP; below the split the probabilities are a gate (ae-tokens T3): the
-attention logits (Q·Kᵀ, relative-position bias, masks) that feed it get no relevance."""
+"""Softmax: at the model output the compiler explains its input, the logits (spec 3); inside
+the graph its exact VJP, and below the split the probabilities are a gate (ae-tokens T3): the
+attention logits (Q·Kᵀ, relative-position bias, masks) that feed it get no relevance.
+LogSoftmax has no rule: only its trait is declared here."""
 
 from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.ir.graph import GraphView
-from aeq_onnx.rules.base import EmitContext, Flows, OpRule, single
-from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.base import EmitContext, Flows, OpRule, OpTraits, single
+from aeq_onnx.rules.registry import declare, register
 
 
 @register("Softmax", since=13)
@@ -18,6 +20,7 @@ class SoftmaxRule(OpRule):
     data_inputs = (0,)
     vjp_name = "y·(g - Σ g·y)"
     relevance_name = "gate: no relevance (attention probabilities)"
+    traits = frozenset({"softmax"})
 
     def relevance_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:
         return []
@@ -31,3 +34,10 @@ class SoftmaxRule(OpRule):
 
     def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
         return {}
+
+
+@declare("LogSoftmax")
+class LogSoftmaxAtOutput(OpTraits):
+    """not a rule: at the model output the compiler explains its input, the logits (spec 3)."""
+
+    traits = frozenset({"softmax"})

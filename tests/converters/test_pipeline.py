@@ -14,6 +14,7 @@ from aeq_onnx.converters import (
     canonicalize,
     fold_batchnorm,
     fold_constants,
+    fuse_layernorm,
     infer_shapes,
     opset,
     strip_identity,
@@ -25,7 +26,8 @@ GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
 
 
 def test_pipeline_order() -> None:
-    """Weight inputs, then opset, shapes before folding, folding before Pad/BN, shapes last."""
+    """Weight inputs, then opset, shapes before folding, folding before Pad/BN, a decomposed
+    LayerNorm fused once its constants are folded, shapes last."""
     pipeline = converters.PIPELINE
     assert pipeline == [
         weight_inputs.run,
@@ -35,6 +37,7 @@ def test_pipeline_order() -> None:
         strip_identity.run,
         fold_batchnorm.run,
         fold_constants.run,
+        fuse_layernorm.run,
         infer_shapes.run,
     ]
 

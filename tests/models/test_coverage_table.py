@@ -86,3 +86,30 @@ def test_partial_run_does_not_write_the_doc(monkeypatch: pytest.MonkeyPatch,
     assert ct.main(["--arch", "alexnet", "--exporter", "dynamo", "--out",
                     str(tmp_path / "part.md")]) == 0
     assert (tmp_path / "part.md").exists()
+
+
+def test_resume_keeps_passing_rows_and_reruns_the_rest(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    matrix = ct.cases(ct.ARCHS, tvm.EXPORTERS, None, quick=False)
+    old = [ct.CaseResult(a, e, o, 64, status="pass", logits_err=1e-7, relevance_err=2e-7)
+           for a, e, o in matrix]
+    old[-1] = ct.CaseResult(*matrix[-1], 64, status="export error", error="OSError: x | y")
+    doc = tmp_path / "coverage.md"
+    doc.write_text(ct.document(old), encoding="utf-8")
+    assert list(ct.parse_rows(doc.read_text()).values()) == old  # the table reads back whole
+    ran: list[tuple[str, str, int]] = []
+
+    def fake(arch: str, exporter: str, opset: int) -> ct.CaseResult:
+        ran.append((arch, exporter, opset))
+        return ct.CaseResult(arch, exporter, opset, 64, status="pass", logits_err=0.0,
+                             relevance_err=0.0)
+
+    monkeypatch.setattr(ct, "run_case", fake)
+    monkeypatch.setattr(ct, "DOC", doc)
+    assert ct.main(["--resume"]) == 0
+    assert ran == [matrix[-1]]
+    text = doc.read_text()
+    assert all(ct.parse_results(text).values()) and "re-run " + " ".join(map(str, matrix[-1])) \
+        in text
+    with pytest.raises(SystemExit):
+        ct.main(["--resume", "--quick"])

@@ -51,6 +51,10 @@ class Graph:
         """Topological position of a tensor (its producer's index; -1 for graph inputs)."""
         return self.producer.get(name, -1)
 
+    def readers(self, name: str) -> list[onnx.NodeProto]:
+        """The nodes that read ``name``."""
+        return [n for n in self.nodes if name in n.input]
+
     def producer_op(self, name: str) -> str | None:
         """The op type that produces ``name`` (None for graph inputs and initializers)."""
         return self.nodes[self.producer[name]].op_type if name in self.producer else None

@@ -109,6 +109,10 @@ class Walk:
     ratio: float
     add_mode: str
     raw: set[str]
+    #: a token model (ae-tokens T3: constants absorb, per-token linear rules; tests/reference/
+    #: tokens.py) and the rule of its per-token linear layers
+    token: bool = False
+    token_linear: str = "conservative"
 
     def value(self, name: str) -> Tensor:
         """A kept activation (or constant), detached."""

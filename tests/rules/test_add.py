@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+import onnx
 import pytest
 import torch
 
+import aeq_onnx
 from tests.helpers import Net, compare_with_reference, random_input
 from tests.reference.interpreter import Walk
 from tests.reference.registry import Ins, Node, reference
 from tests.reference.relevance import join, one_data_input
+from tests.reference.tokens import absorb
 from tests.rules.scaffold import (
     Block,
     C,
@@ -22,16 +26,41 @@ from tests.rules.scaffold import (
     const_operand,
     stem,
 )
+from tests.rules.token_scaffold import (
+    TOKENS,
+    WIDTH,
+    compare_tokens,
+    linear,
+    mean_head,
+    token_input,
+)
 
 SIZE = 10
 ADD_RULES = ["residual", "share", "z"]
 
 
+def is_layer_bias(walk: Walk, node: Node) -> bool:
+    """An Add of a constant vector right after a MatMul with a constant weight, its only
+    reader: the bias of that (per-token) layer, part of the layer's own rule."""
+    graph, x = walk.graph, walk.data(node)[0]
+    if graph.producer_op(x) != "MatMul" or len(graph.readers(x)) != 1:
+        return False
+    weight = graph.nodes[graph.producer[x]].input[1]
+    c = next(i for i in node.inputs if i != x)
+    return weight in graph.const and walk.value(c).numel() == walk.value(weight).shape[-1]
+
+
 def add_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """Rule 4.7 for two non-constant operands; pass-through (4.5) next to a constant."""
+    """Rule 4.7 for two non-constant operands; pass-through (4.5) next to a constant, except in
+    a token model after the first layer, where the constant absorbs its share (ae-tokens T3;
+    a per-token layer's own bias passes R through to that layer, which counts it)."""
     data = walk.data(node)
     if len(data) == 2:
         return join(walk, data[0], data[1], R)
+    if walk.token and len(data) == 1 and data[0] not in walk.raw and not is_layer_bias(
+            walk, node):
+        x = data[0]
+        return [(x, absorb(walk.value(x), walk.value(node.outputs[0]), R))]
     return one_data_input(walk, node, R)
 
 
@@ -273,3 +302,43 @@ def test_nested_residual_with_projection(add_rule: str) -> None:
     net.op("Add", [inner, short])
     net.relu()
     compare_with_reference(net.head(), random_input(net.in_shape, seed=11), add_rule=add_rule)
+
+
+# ----------------------------------------------------------------------------- token models
+
+
+def _token_block(add_pos: bool, residual: bool) -> tuple[onnx.ModelProto, str]:
+    """input + c (before any layer: passes through) -> layer -> + position embedding
+    (absorbs) -> LN -> layer -> ReLU -> layer (+ the LN output: a residual join)."""
+    net = Net((TOKENS, 4), seed=21)
+    net.op("Add", [net.cur, net.const(net.rng.standard_normal(4))])  # input normalisation
+    linear(net, WIDTH)
+    if add_pos:
+        net.op("Add", [net.cur, net.const(net.rng.standard_normal((TOKENS, WIDTH)))])
+    ln = net.op("LayerNormalization", [net.cur, net.const(0.5 + net.rng.random(WIDTH))],
+                axis=-1)
+    linear(net, WIDTH)
+    net.relu()
+    branch = linear(net, WIDTH)
+    split = net.op("Add", [ln, branch]) if residual else branch
+    return mean_head(net, split, WIDTH), split
+
+
+@pytest.mark.parametrize("add_rule", ADD_RULES)
+def test_token_model_constants_absorb_and_joins(add_rule: str) -> None:
+    """ae-tokens T3: the position embedding absorbs its share, the input normalisation (no
+    layer before it) passes through, the residual join follows the token Add rule."""
+    model, split = _token_block(add_pos=True, residual=True)
+    compare_tokens(model, token_input(22), split, add_rule=add_rule)
+
+
+def test_token_constants_keep_their_share() -> None:
+    """The biases and the position embedding absorb their share (ae-tokens T3): the input's
+    relevance sums to less than |Σ R0| = 1 per sample, and the join rule recorded is z."""
+    with_pos, split = _token_block(add_pos=True, residual=False)
+    x = token_input(23)
+    out = compare_tokens(with_pos, x, split)
+    explainer = aeq_onnx.compile_explainer(with_pos)
+    assert {p.key: p.value for p in explainer.metadata_props}["aeq_onnx.token_add_rule"] == "z"
+    total = np.abs(out["relevance"].sum(axis=(1, 2)))
+    assert (total < 1.0 - 1e-3).all()  # the embedding and the biases kept a share

@@ -1,6 +1,8 @@
 """Erf: VJP ``g · 2/√π · exp(-x²)`` only (no relevance rule: exporters write exact Gelu as
-``x · 0.5 · (1 + erf(x/√2))``, a Mul of two tensors without a gate). The exported Gelu subgraph
-in the head matches the torch reference; below the split it is refused."""
+``x · 0.5 · (1 + erf(x/√2))``, a Mul of the signal and a gate computed from it, and the gate
+gets no relevance, ae-tokens T3). The exported Gelu subgraph in the head and below the split
+matches the torch reference; an Erf whose output reaches relevance any other way is
+refused."""
 
 from __future__ import annotations
 
@@ -38,10 +40,24 @@ def test_gelu_erf_subgraph_above_split() -> None:
     compare_with_reference(model, random_input(SHAPE, seed=9, scale=1.0), layer="early")
 
 
-def test_gelu_erf_subgraph_below_split_refused() -> None:
-    """Below the split the final Mul multiplies two tensors, neither a gate: refused (and Erf
-    has no relevance rule), all listed in one error."""
+def test_gelu_erf_subgraph_below_split() -> None:
+    """Below the split the gate gets nothing and the signal all of R (ae-tokens T3; the tanh
+    form: test_pow.py)."""
     with building_at(20):
         model = between_model(gelu_erf_subgraph, seed=10).head()
+    compare_with_reference(model, random_input(SHAPE, seed=11, scale=1.0))
+
+
+def erf_not_a_gate(net: Net) -> str:
+    """``x · (1 + erf(e))`` with ``e`` the earlier ReLU output: not a function of x alone."""
+    gate = net.op("Add", [net.op("Erf", ["early"]), net.const(np.float32(1.0))])
+    return net.op("Mul", [net.cur, gate])
+
+
+def test_erf_outside_a_gelu_below_split_refused() -> None:
+    """``x · (1 + erf(e))``, e another tensor: no GELU gate, a product of two signals: the Mul
+    is refused below the split."""
+    with building_at(20):
+        model = between_model(erf_not_a_gate, seed=10).head()
     with pytest.raises(UnsupportedOpError, match="neither operand is a gate"):
         aeq_onnx.compile_explainer(model)

@@ -4,21 +4,86 @@ the head. Explainer vs the torch reference."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from tests.helpers import Net, compare_with_reference, random_input
+import aeq_onnx
+from aeq_onnx.errors import UnsupportedOpError
+from tests.helpers import Net, compare_with_reference, explain, random_input
 from tests.reference.formulas import gemm_rule
 from tests.reference.interpreter import Walk
 from tests.reference.registry import Ins, Node, reference
+from tests.reference.tokens import (
+    attention_to_v,
+    bounded_dense,
+    conservative,
+    equilibrium,
+)
 from tests.rules.scaffold import CLASSES, FEATURES, Dense, mlp
+from tests.rules.token_scaffold import (
+    TOKENS,
+    WIDTH,
+    assert_finite,
+    compare_tokens,
+    linear,
+    mean_head,
+    token_input,
+)
+
+#: what attention probabilities may pass between their Softmax and the product with V
+PROBABILITY_PATH = ("Dropout", "Cast", "Reshape", "Transpose", "Identity", "Squeeze",
+                    "Unsqueeze")
+
+
+def from_softmax(walk: Walk, name: str) -> bool:
+    """``name`` is softmax probabilities (possibly reshaped, transposed, cast)."""
+    graph = walk.graph
+    while graph.producer_op(name) in PROBABILITY_PATH:
+        name = graph.nodes[graph.producer[name]].input[0]
+    return graph.producer_op(name) == "Softmax"
+
+
+def _layer_output_and_bias(walk: Walk, node: Node) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """z = x·W + b: the output of the bias Add right after the MatMul (its only reader), if
+    any, and b."""
+    graph, y = walk.graph, node.outputs[0]
+    readers = graph.readers(y)
+    if len(readers) == 1 and readers[0].op_type == "Add":
+        c = next((i for i in readers[0].input if i in graph.const), None)
+        w = walk.value(node.inputs[1])
+        if c is not None and walk.value(c).numel() == w.shape[-1]:
+            return walk.value(readers[0].output[0]), walk.value(c).reshape(-1)
+    return walk.value(y), None
+
+
+def token_layer(walk: Walk, node: Node, R: torch.Tensor) -> torch.Tensor:
+    """ae-tokens T3 for a per-token layer ``x @ W (+ b)``: conservative (LRP-ε, the bias
+    absorbs) or equilibrium (rule 4.2, the bias an always-active input); where it reads the
+    model input, the bounded rule (4.3)."""
+    x, w = walk.value(node.inputs[0]), walk.value(node.inputs[1])
+    if node.inputs[0] in walk.raw:  # reads the input: the bounded rule 4.3
+        return bounded_dense(x, w, R)
+    z, b = _layer_output_and_bias(walk, node)
+    if walk.token_linear == "conservative":
+        return conservative(x, z, R, lambda t: t @ w)
+    return equilibrium(x, w, b, R)
 
 
 def matmul_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """Rule 4.4 for ``x @ W`` with a constant 2-D ``W`` and a 2-D input."""
+    """Rule 4.4 for ``x @ W`` with a constant 2-D ``W`` and a 2-D input; on tokens (rank >= 3)
+    of a token model, the per-token rules; of two tensors, attention mixing ``P @ V`` (P a
+    gate, V by the z-rule with P fixed, ae-tokens T3)."""
+    a, b = node.inputs
+    if a not in walk.graph.const and b not in walk.graph.const:
+        if not from_softmax(walk, a):
+            raise NotImplementedError("MatMul of two tensors that is not attention mixing")
+        return [(b, attention_to_v(walk.value(a), walk.value(b), R))]
     if node.inputs[0] in walk.graph.const or node.inputs[1] not in walk.graph.const:
         raise NotImplementedError("MatMul needs a constant weight as 2nd operand")
     x, w = walk.value(node.inputs[0]), walk.value(node.inputs[1])
+    if walk.token and x.dim() >= 3 and w.dim() == 2:
+        return [(a, token_layer(walk, node, R))]
     if x.dim() != 2 or w.dim() != 2:
         raise NotImplementedError("MatMul relevance needs a 2-D input and weight")
     return [(walk.data(node)[0], gemm_rule(x, w.T, R))]
@@ -79,3 +144,117 @@ def test_cnn_with_dense_hidden_layer() -> None:
     net.gemm(CLASSES, trans_b=0, alpha=0.7, name="y")
     compare_with_reference(net.build(classes=CLASSES), random_input((3, 8, 8), seed=14),
                            layer="hidden")
+
+
+# ----------------------------------------------------------------------------- token models
+
+
+def attention(net: Net, heads: int = 1, moved: bool = False) -> str:
+    """Self-attention on ``[N, T, D]``: q, k, v per-token layers, ``softmax(q·kᵀ/√d)·v``, an
+    output layer and the residual Add. ``heads`` > 1 splits D into heads ``[N, H, T, d]``;
+    ``moved`` works like torch's MultiheadAttention, in ``[T, N·H, d]`` (the sample axis
+    merged with the heads and moved off the front)."""
+    x = net.cur
+    tokens, width = net.shape(x)[-2:]
+    d = width // heads
+    q, k, v = (linear(net, width, x=x) for _ in range(3))
+    if moved:  # [N, T, D] -> [T, N, D] -> [T, N·H, d] -> [N·H, T, d]
+        q, k, v = (net.op("Transpose", [net.op("Reshape", [
+            net.op("Transpose", [t], perm=[1, 0, 2]),
+            net.const(np.asarray([tokens, -1, d], np.int64))])], perm=[1, 0, 2])
+            for t in (q, k, v))
+        kt = net.op("Transpose", [k], perm=[0, 2, 1])
+    elif heads > 1:  # [N, T, D] -> [N, H, T, d]
+        q, k, v = (net.op("Transpose", [net.op("Reshape", [
+            t, net.const(np.asarray([0, tokens, heads, d], np.int64))])], perm=[0, 2, 1, 3])
+            for t in (q, k, v))
+        kt = net.op("Transpose", [k], perm=[0, 1, 3, 2])
+    else:
+        kt = net.op("Transpose", [k], perm=[0, 2, 1])
+    scores = net.op("Mul", [net.op("MatMul", [q, kt]), net.const(np.float32(d ** -0.5))])
+    p = net.op("Softmax", [scores], axis=-1)
+    o = net.op("MatMul", [p, v])
+    if moved:  # [N·H, T, d] -> [T, N·H, d] -> [T, N, D] -> [N, T, D]
+        o = net.op("Transpose", [net.op("Reshape", [
+            net.op("Transpose", [o], perm=[1, 0, 2]),
+            net.const(np.asarray([tokens, -1, width], np.int64))])], perm=[1, 0, 2])
+    elif heads > 1:
+        o = net.op("Reshape", [net.op("Transpose", [o], perm=[0, 2, 1, 3]),
+                               net.const(np.asarray([0, tokens, width], np.int64))])
+    return net.op("Add", [x, linear(net, width, x=o)])
+
+
+ATTENTION = {"one-head": {}, "two-heads": {"heads": 2}, "torch-mha-layout": {"heads": 2,
+                                                                             "moved": True}}
+
+
+@pytest.mark.parametrize("case", list(ATTENTION))
+@pytest.mark.parametrize("linear_rule", ["conservative", "equilibrium"])
+def test_attention_block_matches_reference(case: str, linear_rule: str) -> None:
+    """P a gate (nothing to Q·Kᵀ or the softmax), V by the z-rule with P fixed, per-token
+    layers under both rules, the residual by z; LayerNorm first (a token model)."""
+    net = Net((TOKENS, 4), seed=11)
+    linear(net, WIDTH)
+    net.op("LayerNormalization", [net.cur, net.const(0.5 + net.rng.random(WIDTH))], axis=-1)
+    split = attention(net, **ATTENTION[case])  # type: ignore[arg-type]
+    model = mean_head(net, split, WIDTH)
+    compare_tokens(model, token_input(12), split, linear=linear_rule)
+
+
+def test_attention_mixing_conserves() -> None:
+    """Σ R_V = Σ R at the mixing (P fixed, the stabiliser aside), and LayerNorm without β
+    conserves too: input -> LN -> (V = LN output, P from q, k layers) -> P·V = the split
+    (``layer``): the relevance at the input sums to Σ R0 = ±1."""
+    net = Net((TOKENS, 4), seed=13)
+    ln = net.op("LayerNormalization", [net.cur, net.const(0.5 + net.rng.random(4))], axis=-1)
+    q, k = (linear(net, 4, x=ln) for _ in range(2))
+    p = net.op("Softmax", [net.op("MatMul", [q, net.op("Transpose", [k], perm=[0, 2, 1])])],
+               axis=-1)
+    mixed = net.op("MatMul", [p, ln], name="mixed")
+    explainer = aeq_onnx.compile_explainer(mean_head(net, mixed, 4), layer="mixed")
+    out = explain(explainer, token_input(14, batch=3))
+    totals = out["relevance"].sum(axis=(1, 2))
+    np.testing.assert_allclose(totals, out["initial_relevance"].sum(axis=(1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(np.abs(totals), 1.0, rtol=1e-4)
+
+
+def test_attention_finite_on_dead_and_extreme_inputs() -> None:
+    """All-zero tokens (every denominator 0) and 1e3-scaled ones: finite everywhere."""
+    net = Net((TOKENS, 4), seed=13)
+    linear(net, WIDTH)
+    net.op("LayerNormalization", [net.cur, net.const(np.ones(WIDTH))], axis=-1)
+    split = attention(net, heads=2)
+    model = mean_head(net, split, WIDTH)
+    for x in (np.zeros((2, TOKENS, 4), np.float32), token_input(14, scale=1e3)):
+        assert_finite(model, x)
+
+
+def test_attention_as_einsum_lists_every_unsupported_node() -> None:
+    """Attention written with Einsum (``v = einsum('ntd,de->nte', x, W)``, ``q·kᵀ`` and
+    ``P·v`` too): one typed error naming the two Einsums relevance must cross (v's projection,
+    P·v); ``q·kᵀ`` only feeds the softmax, a gate, and needs no rule."""
+    net = Net((TOKENS, 4), seed=15)
+    x = linear(net, WIDTH)
+    q, k = (linear(net, WIDTH, x=x) for _ in range(2))
+    v = net.op("Einsum", [x, net.weight((WIDTH, WIDTH), WIDTH)], equation="ntd,de->nte",
+               name="v_proj")
+    p = net.op("Softmax", [net.op("Einsum", [q, k], equation="ntd,nsd->nts", name="qk")],
+               axis=-1)
+    split = net.op("Add", [x, net.op("Einsum", [p, v], equation="nts,nsd->ntd", name="pv")])
+    with pytest.raises(UnsupportedOpError) as info:
+        aeq_onnx.compile_explainer(mean_head(net, split, WIDTH))
+    message = str(info.value)
+    assert message.startswith("2 unsupported node(s)")
+    assert "Einsum (node 'n_v_proj'" in message and "Einsum (node 'n_pv'" in message
+    assert "opset 17" in message
+
+
+def test_product_of_two_signals_refused_below_split() -> None:
+    """A MatMul of two tensors whose first operand is not softmax probabilities, where
+    relevance reaches it: refused with the reason."""
+    net = Net((TOKENS, 4), seed=16)
+    x = linear(net, WIDTH)
+    a = net.op("Transpose", [linear(net, TOKENS, x=x)], perm=[0, 2, 1])
+    split = net.op("MatMul", [a, x])
+    with pytest.raises(UnsupportedOpError, match="not attention mixing"):
+        aeq_onnx.compile_explainer(mean_head(net, split, WIDTH))

@@ -1,5 +1,6 @@
 """Mul: of two tensors, rule 4.8 (gating: SiLU ``x·sigmoid(x)`` in both operand orders,
-HardSwish written ``x·HardSigmoid(x)``, squeeze-and-excitation with a [N,C,1,1] gate broadcast
+HardSwish written ``x·HardSigmoid(x)``, GELU's exported gates (ae-tokens T3, in test_erf.py),
+squeeze-and-excitation with a [N,C,1,1] gate broadcast
 over H,W): all relevance to the signal below the split, the product rule in the head, a Mul
 with no gate or two gates refused below the split; with a constant operand (scaling),
 pass-through (4.5). Explainer vs the torch reference."""
@@ -27,6 +28,38 @@ from tests.rules.scaffold import (
 )
 
 GATES = ("Sigmoid", "HardSigmoid")
+#: what exporters write around GELU's Erf / Tanh (with constants)
+GELU_ARITHMETIC = ("Add", "Sub", "Mul", "Div", "Pow")
+
+
+def _source(walk: Walk, name: str) -> str:
+    """``name`` before any scaling by constants (x·0.5 and x/√2 come from x)."""
+    graph = walk.graph
+    while graph.producer_op(name) in ("Mul", "Div"):
+        node = graph.nodes[graph.producer[name]]
+        data = graph.data_inputs(node)
+        if len(data) != 1 or (node.op_type == "Div" and data[0] != node.input[0]):
+            break
+        name = data[0]
+    return name
+
+
+def is_gelu_gate(walk: Walk, gate: str, signal: str) -> bool:
+    """ae-tokens T3: ``gate`` is computed from ``signal``'s source alone, by constant
+    arithmetic around an Erf or Tanh (``0.5·(1 + erf(x/√2))``, the tanh form)."""
+    graph, source = walk.graph, _source(walk, signal)
+    todo, core = [gate], False
+    while todo:
+        name = todo.pop()
+        if name in graph.inits or _source(walk, name) == source:
+            continue
+        op = graph.producer_op(name)
+        if op in ("Erf", "Tanh"):
+            core = True
+        elif op not in GELU_ARITHMETIC:
+            return False
+        todo.extend(i for i in graph.nodes[graph.producer[name]].input if i)
+    return core
 
 
 def gate_signal(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -36,6 +69,8 @@ def gate_signal(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torc
     if len(data) != 2:
         return one_data_input(walk, node, R)
     gates = [d for d in data if walk.graph.producer_op(d) in GATES]
+    if not gates:
+        gates = [d for d, other in (data, data[::-1]) if is_gelu_gate(walk, d, other)]
     if len(gates) != 1:
         raise NotImplementedError("Mul of two tensors without exactly one gate")
     signal = next(d for d in data if d != gates[0])

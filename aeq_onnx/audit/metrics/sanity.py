@@ -31,8 +31,11 @@ from onnx import numpy_helper
 
 from aeq_onnx.audit.errors import MetricError
 from aeq_onnx.errors import UnsupportedModelError
+from aeq_onnx.ir.traits import LINEAR
+from aeq_onnx.rules import registry
 
-LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: The weighted layers the cascading randomisation redraws: the ops whose rule is ``linear``.
+LAYER_OPS = tuple(registry.ops_with_trait(LINEAR))
 
 
 def _topological(graph: onnx.GraphProto) -> list[onnx.NodeProto]:

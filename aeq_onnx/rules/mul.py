@@ -1,8 +1,12 @@
 """Mul: by a constant (pass-through, spec 4.5), or of two tensors where one is a gate (4.8).
 
+Mul by a constant ``c``: ``dX = g·c``, relevance passes through to the data operand.
+
 Gating (SiLU/Swish ``x·sigmoid(x)``, squeeze-and-excitation ``x·sigmoid(fc(pool(x)))``,
 HardSwish written ``x·HardSigmoid(x)``): all relevance goes to the signal, the operand NOT
-produced by Sigmoid/HardSigmoid; the gate receives nothing. A Mul of two tensors with no gate
+produced by a ``gate`` op (Sigmoid, HardSigmoid: a trait on their rules), or GELU's gate
+``0.5·(1 + erf(x/√2))`` (or its tanh form) of the other operand (ae-tokens T3); the gate
+receives nothing. A Mul of two tensors with no gate
 or two gates is refused (the spec's ``R/2`` fallback is not implemented).
 
 VJP of ``y = a·b``: ``da = Σ_bcast(g·b)``, ``db = Σ_bcast(g·a)``, each summed (keepdims) over
@@ -13,13 +17,12 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.ir import tokens
 from aeq_onnx.ir.graph import GraphView
+from aeq_onnx.ir.traits import GATE
 from aeq_onnx.rules.base import EmitContext, Flows, single
-from aeq_onnx.rules.elementwise import MulRule, constant_operand_problem, same_shape
 from aeq_onnx.rules.registry import register
-
-GATE_OPS = frozenset({"Sigmoid", "HardSigmoid"})
+from aeq_onnx.rules.shared.elementwise import WithConstant, constant_operand_problem, same_shape
+from aeq_onnx.rules.shared.gelu_gate import gelu_gate
 
 
 def gate_indices(ctx: EmitContext, node: gs.Node) -> list[int]:
@@ -33,11 +36,11 @@ def view_gate_indices(view: GraphView, node: gs.Node) -> list[int]:
     found = []
     for i, t in enumerate(node.inputs):
         producer = view.producer(t.name)
-        if producer is not None and producer.op in GATE_OPS:
+        if producer is not None and GATE in view.traits(producer):
             found.append(i)
     if not found and len(node.inputs) == 2 and len(view.variable_inputs(node)) == 2:
         found = [i for i in (0, 1)
-                 if tokens.gelu_gate(view, node.inputs[i].name, node.inputs[1 - i].name)]
+                 if gelu_gate(view, node.inputs[i].name, node.inputs[1 - i].name)]
     return found
 
 
@@ -50,6 +53,17 @@ def broadcast_axes(ctx: EmitContext, operand: str, out: str) -> list[int] | None
     if not all(isinstance(d, int) for d in (*dims_a, *dims_y)):
         return None
     return [i + 1 for i, (da, dy) in enumerate(zip(dims_a, dims_y, strict=True)) if da != dy]
+
+
+class MulRule(WithConstant):
+    """``x · c``: ``dX = g · c`` (the part of :class:`GatedMulRule` for a constant operand)."""
+
+    vjp_name = "g·c"
+
+    def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
+        index = ctx.view.variable_inputs(node)[0]
+        c = node.inputs[1 - index].name
+        return {index: ctx.em.op("Mul", [single(grad), c], "mul_vjp")}
 
 
 @register("Mul")

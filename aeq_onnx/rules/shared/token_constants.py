@@ -13,8 +13,8 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.ir import per_sample
-from aeq_onnx.rules import token_linear
 from aeq_onnx.rules.base import EmitContext
+from aeq_onnx.rules.shared import token_linear
 
 ABSORB_NAME = "constant absorbs its share: x·sdiv_ε(R, x + c) (token model)"
 

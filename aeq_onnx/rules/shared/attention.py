@@ -16,16 +16,39 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from aeq_onnx.ir import per_sample, tokens
+from aeq_onnx.ir import per_sample
 from aeq_onnx.ir.graph import GraphView
 from aeq_onnx.rules.base import EmitContext, Flows
 
+#: Ops an attention matrix may pass between its Softmax and the product with V.
+PROBABILITY_PATH = frozenset({"Dropout", "Cast", "Reshape", "Transpose", "Identity",
+                              "Squeeze", "Unsqueeze"})
 RELEVANCE_NAME = "attention: P a gate, V by the z-rule R_V = V·(Pᵀ sdiv_ε(R, PV))"
+
+
+def from_softmax(view: GraphView, name: str, depth: int = 8) -> bool:
+    """True when ``name`` is softmax probabilities, possibly reshaped, transposed, cast."""
+    node = view.producer(name)
+    for _ in range(depth):
+        if node is None:
+            return False
+        if node.op == "Softmax":
+            return True
+        if node.op not in PROBABILITY_PATH:
+            return False
+        node = view.producer(node.inputs[0].name)
+    return False
+
+
+def is_attention(view: GraphView, node: gs.Node) -> bool:
+    """A MatMul(P, V) of two tensors whose first operand is softmax probabilities."""
+    return (node.op == "MatMul" and len(view.variable_inputs(node)) == 2
+            and from_softmax(view, node.inputs[0].name))
 
 
 def relevance_inputs(view: GraphView, node: gs.Node) -> list[int]:
     """Only V receives relevance at attention mixing (both operands elsewhere: refused)."""
-    return [1] if tokens.is_attention(view, node) else [0, 1]
+    return [1] if is_attention(view, node) else [0, 1]
 
 
 def _broadcast_axes(ctx: EmitContext, operand: str, out: str) -> list[int] | None:
@@ -52,7 +75,7 @@ def check(ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         return "MatMul of two tensors of unknown or incompatible shapes"
     if need == "vjp":
         return None
-    if not tokens.is_attention(ctx.view, node):
+    if not is_attention(ctx.view, node):
         return ("MatMul of two tensors that is not attention mixing (its first operand is not "
                 "softmax probabilities)")
     if _broadcast_axes(ctx, node.inputs[1].name, y):
@@ -61,7 +84,7 @@ def check(ctx: EmitContext, node: gs.Node, need: str) -> str | None:
 
 
 def describe(ctx: EmitContext, node: gs.Node) -> str:
-    if tokens.is_attention(ctx.view, node):
+    if is_attention(ctx.view, node):
         return RELEVANCE_NAME
     return "product of two tensors: VJP only (feeds a gate)"
 

@@ -1,9 +1,11 @@
-"""Gemm and MatMul with a constant weight: VJP by MatMul with W^T, relevance by spec 4.4.
+"""What Gemm and MatMul with a constant weight share: VJP by MatMul with W^T, relevance by
+spec 4.4.
 
 A dense layer is a 1x1 convolution over a 1x1 map, so its AE relevance is the pointwise rule
 (4.2); AE reaches it only in models whose split tensor lies before a dense layer (MLPs). LRP
-(:mod:`aeq_onnx.rules.lrp`) reaches every dense layer: ε or z⁺ with the bias of a Gemm (a MatMul's
-bias is a separate Add, which passes relevance through), z^B where the layer reads the input.
+(:mod:`aeq_onnx.rules.shared.lrp`) reaches every dense layer: ε or z⁺ with the bias of a Gemm
+(a MatMul's bias is a separate Add, which passes relevance through), z^B where the layer reads
+the input. Both are ``linear`` and ``dense`` layers.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from aeq_onnx.ir.emit import Emitter
-from aeq_onnx.ir.graph import GraphView
-from aeq_onnx.rules import attention, equilibrium, lrp, token_linear
 from aeq_onnx.rules.base import EmitContext, Flows, LayerRule, OpRule, single
-from aeq_onnx.rules.equilibrium import WeightKind, WeightVariants
-from aeq_onnx.rules.registry import register
+from aeq_onnx.rules.shared import equilibrium, lrp, token_linear
+from aeq_onnx.rules.shared.equilibrium import WeightKind, WeightVariants
 
 
 @dataclass
@@ -58,18 +58,13 @@ def times_transposed(em: Emitter, s: str, w: str, rank: int, alpha: float = 1.0)
     return product if alpha == 1.0 else em.op("Mul", [product, em.const(alpha)], "dense_T")
 
 
-def _gemm_weight(ctx: EmitContext, node: gs.Node) -> np.ndarray:
-    """W such that ``Y = alpha · A @ W + beta · C`` (transB applied)."""
-    b = ctx.view.constant(node.inputs[1].name)
-    return b.T if int(node.attrs.get("transB", 0)) else b
-
-
-class _Dense(OpRule):
+class Dense(OpRule):
     """Shared VJP and relevance for dense layers; subclasses give the effective weight."""
 
     data_inputs = (0,)
     vjp_name = "MatMul with W^T"
     relevance_name = "AE dense rule (4.4 = 4.2)"
+    traits = frozenset({"linear", "dense"})
 
     def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
         raise NotImplementedError
@@ -97,10 +92,6 @@ class _Dense(OpRule):
     def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
         """``dA = alpha · g @ W^T``, reading the node's own weight initializer."""
         alpha = float(node.attrs.get("alpha", 1.0))
-        if node.op == "Gemm":
-            flip = 1 - int(node.attrs.get("transB", 0))
-            return {0: ctx.em.op("Gemm", [single(grad), node.inputs[1].name], "gemm_vjp",
-                                 alpha=alpha, transB=flip)}
         rank = ctx.view.rank(node.inputs[0].name)
         return {0: times_transposed(ctx.em, single(grad), node.inputs[1].name, rank, alpha)}
 
@@ -150,69 +141,3 @@ class _Dense(OpRule):
                                    rule.epsilon, lambda s: self.vjp(ctx, node, [s])[0])}
         return {0: lrp.zplus(ctx.em, lin, x, r, self.positive_bias(ctx, node),
                              ctx.view.is_nonnegative(x))}
-
-
-@register("Gemm", since=1)
-class GemmRule(_Dense):
-    """Gemm ``alpha·A·B' + beta·C`` with constant B and transA = 0."""
-
-    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
-        if int(node.attrs.get("transA", 0)):
-            return "Gemm with transA=1"
-        if not ctx.view.is_constant(node.inputs[1].name):
-            return "Gemm weight B is not a constant"
-        return self.check_layer(ctx, node, need)
-
-    def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
-        return _gemm_weight(ctx, node)
-
-    def positive_bias(self, ctx: EmitContext, node: gs.Node) -> str | None:
-        """``max(beta · C, 0)`` when C is a constant."""
-        if len(node.inputs) < 3 or not ctx.view.is_constant(node.inputs[2].name):
-            return None
-        c = float(node.attrs.get("beta", 1.0)) * ctx.view.constant(node.inputs[2].name)
-        return ctx.em.const(np.maximum(c, 0).astype(np.float32), "bias_pos")
-
-
-@register("MatMul", since=1)
-class MatMulRule(_Dense):
-    """MatMul ``A @ B`` with a constant 2-D B; of two tensors, attention mixing
-    (:mod:`aeq_onnx.rules.attention`)."""
-
-    def data_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:
-        if len(view.variable_inputs(node)) == 2:
-            return [0, 1]
-        return super().data_indices_of(view, node)
-
-    def relevance_indices_of(self, view: GraphView, node: gs.Node) -> list[int]:
-        if len(view.variable_inputs(node)) == 2:
-            return attention.relevance_inputs(view, node)
-        return super().relevance_indices_of(view, node)
-
-    def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
-        if len(ctx.view.variable_inputs(node)) == 2:
-            return attention.check(ctx, node, need)
-        b = node.inputs[1].name
-        if ctx.view.is_constant(node.inputs[0].name) or not ctx.view.is_constant(b):
-            return "MatMul needs a variable first operand and a constant second one"
-        if ctx.view.constant(b).ndim != 2:
-            return "MatMul weight is not 2-D"
-        return self.check_layer(ctx, node, need)
-
-    def describe(self, ctx: EmitContext, node: gs.Node) -> str:
-        if len(ctx.view.variable_inputs(node)) == 2:
-            return attention.describe(ctx, node)
-        return super().describe(ctx, node)
-
-    def vjp(self, ctx: EmitContext, node: gs.Node, grad: list[str | None]) -> Flows:
-        if len(ctx.view.variable_inputs(node)) == 2:
-            return attention.vjp(ctx, node, single(grad))
-        return super().vjp(ctx, node, grad)
-
-    def relevance(self, ctx: EmitContext, node: gs.Node, rel: list[str | None]) -> Flows:
-        if len(ctx.view.variable_inputs(node)) == 2:
-            return attention.relevance(ctx, node, single(rel))
-        return super().relevance(ctx, node, rel)
-
-    def weight(self, ctx: EmitContext, node: gs.Node) -> np.ndarray:
-        return ctx.view.constant(node.inputs[1].name)

@@ -1,10 +1,11 @@
 """LRP layer rules (Bach et al., PLoS ONE 2015), written as Zennit 0.5 computes them.
 
 Per sample, for a layer ``z = conv(x, W) + b`` (Conv, ConvTranspose, Gemm) with relevance ``R``
-at its output. Over a :class:`~aeq_onnx.rules.equilibrium.LinearMap` (``fwd`` = the layer's
-linear part without bias, ``bwd`` = its transpose) so that Conv and dense layers share them. The
-input layer uses the bounded z^B rule of :func:`aeq_onnx.rules.equilibrium.bounded` (Zennit's
-``ZBox`` with the sample's min and max as bounds: the bias cancels out of its denominator).
+at its output. Over a :class:`~aeq_onnx.rules.shared.equilibrium.LinearMap` (``fwd`` = the
+layer's linear part without bias, ``bwd`` = its transpose) so that Conv and dense layers share
+them. The input layer uses the bounded z^B rule of
+:func:`aeq_onnx.rules.shared.equilibrium.bounded` (Zennit's ``ZBox`` with the sample's min and
+max as bounds: the bias cancels out of its denominator).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aeq_onnx.ir.emit import Emitter, div_killed_at_zero, late, neg_part, relu, sdiv, zero_after
-from aeq_onnx.rules.equilibrium import LinearMap
+from aeq_onnx.rules.shared.equilibrium import LinearMap
 
 Back = Callable[[str], str]
 
