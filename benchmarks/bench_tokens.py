@@ -50,10 +50,15 @@ def register(name: str) -> None:
 
 
 def worker_export(name: str) -> dict[str, Any]:
-    """Export (or find in the cache) the TorchScript opset-17 file of ``name`` at 224 px."""
+    """Export (or find in the cache) the TorchScript opset-17 file of ``name`` at 224 px, with
+    ``nn.MultiheadAttention``'s fused fast path off (no exporter knows
+    ``aten::_native_multi_head_attention``)."""
+    import torch
+
     from fixtures import torchvision_models as tvm
 
     register(name)
+    torch.backends.mha.set_fastpath_enabled(False)
     return {"path": str(tvm.export(name, "torchscript", OPSET, SIZE))}
 
 
