@@ -106,6 +106,9 @@ def default_split(view: GraphView, logits: str, layouts: Layouts | None = None
     upstream = view.ancestors([logits])
     chain = [n for n in view.nodes if n.outputs and n.outputs[0].name in upstream]
     for node in reversed(chain):
+        axes = None if layouts is None else tokens.collapse_axes(view, layouts, node)
+        if axes is not None:
+            return node.inputs[0].name, axes
         if _collapses_space(view, node) and (
                 layouts is None or layouts.sample_axis(node.inputs[0].name) in (0, None)):
             split = node.inputs[0].name
@@ -114,9 +117,6 @@ def default_split(view: GraphView, logits: str, layouts: Layouts | None = None
                 split = producer.inputs[0].name
                 producer = view.producer(split)
             return split, None
-        axes = None if layouts is None else tokens.collapse_axes(view, layouts, node)
-        if axes is not None:
-            return node.inputs[0].name, axes
     for node in reversed(chain):
         if DENSE in view.traits(node):
             return node.inputs[0].name, None

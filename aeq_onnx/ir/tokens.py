@@ -21,19 +21,29 @@ from aeq_onnx.ir.samples import Layouts
 from aeq_onnx.ir.traits import DENSE, LINEAR, TOKEN, TOKEN_POOL
 
 
-def _removed_axes(node: gs.Node, layout: Layout, out: Layout) -> list[int] | None:
+def _named_axes(node: gs.Node, view: GraphView, rank: int) -> list[int]:
+    """The node's ``axes``/``axis`` attribute, or its constant second input where it has no
+    ``axis`` (a Reduce from opset 18), non-negative."""
+    named = node.attrs.get("axes", node.attrs.get("axis"))
+    if named is None and "axis" not in node.attrs and len(node.inputs) > 1 and (
+            node.inputs[1].name and view.is_constant(node.inputs[1].name)):
+        named = [int(v) for v in view.constant(node.inputs[1].name).reshape(-1)]
+    named = named if isinstance(named, list) else [named] if named is not None else []
+    return sorted({int(n) % rank for n in named})
+
+
+def _removed_axes(view: GraphView, node: gs.Node, layout: Layout, out: Layout
+                  ) -> list[int] | None:
     """The axes of ``layout`` that ``out`` no longer has: of equal rank, those now of size 1;
-    one axis less, the one whose removal leaves ``out`` (the node's ``axis``/``axes`` where
-    several would)."""
+    of lower rank, the node's named axes if removing them leaves ``out``, else the one axis
+    whose removal does."""
     if len(out) == len(layout):
         return [a for a in range(len(layout)) if out[a] == 1 and layout[a] != 1]
-    if len(out) != len(layout) - 1:
-        return None
+    named = _named_axes(node, view, len(layout))
+    kept = tuple(d for a, d in enumerate(layout) if a not in named)
+    if named and kept == tuple(out):
+        return named
     found = [a for a in range(len(layout)) if (*layout[:a], *layout[a + 1:]) == tuple(out)]
-    if len(found) > 1:
-        named = node.attrs.get("axis", node.attrs.get("axes"))
-        named = named if isinstance(named, list) else [named] if named is not None else []
-        found = [a for a in found if a in [int(n) % len(layout) for n in named]]
     return found if len(found) == 1 else None
 
 
@@ -55,37 +65,53 @@ def collapse_axes(view: GraphView, layouts: Layouts, node: gs.Node) -> tuple[int
     rank, out = len(layout), layouts.layout(node.outputs[0].name)
     if TOKEN_POOL not in view.traits(node) or out is None:
         return None
-    axes = _removed_axes(node, layout, out) or []
+    axes = _removed_axes(view, node, layout, out) or []
     sizes = [layout[a] for a in axes]
     if not axes or k in axes or rank - 1 in axes or any(not isinstance(d, int) for d in sizes):
         return None
     return tuple(axes) if math.prod(sizes) > 1 else None  # type: ignore[arg-type]
 
 
+def _decides(view: GraphView, node: gs.Node, last: int) -> int | None:
+    """``last`` where a ``token`` op or ``dense`` layer reads a tensor, 1 where a conv does."""
+    traits = view.traits(node)
+    if TOKEN in traits or DENSE in traits:
+        return last
+    return 1 if LINEAR in traits else None
+
+
 def channel_axis(view: GraphView, layouts: Layouts, name: str, depth: int = 6) -> int:
     """The channel axis of ``name``: the last one where a ``token`` op (LayerNormalization)
     or a ``dense`` layer (MatMul/Gemm with a constant weight) reads it (channels-last tokens),
-    else 1 (NCHW; a convolution reads it). Looks through consumers that keep the layout up to
-    ``depth`` nodes down."""
+    1 where a convolution does (NCHW). Looks through the ops that keep the layout up to
+    ``depth`` nodes down, then up (a split read only by the mean over tokens); else 1."""
     layout = layouts.layout(name)
-    rank = len(layout) if layout is not None else 0
-    frontier, seen = [name], set()
-    for _ in range(depth):
-        following: list[str] = []
-        for tensor in frontier:
-            for node in view.consumers(tensor):
-                if id(node) in seen:
-                    continue
-                seen.add(id(node))
-                traits = view.traits(node)
-                if TOKEN in traits or DENSE in traits:
-                    return rank - 1
-                if LINEAR in traits:
-                    return 1
-                if node.outputs and layouts.layout(node.outputs[0].name) == layout:
-                    following.extend(t.name for t in node.outputs)
-        frontier = following
+    last = (len(layout) if layout is not None else 0) - 1
+    for downward in (True, False):
+        frontier, seen = [name], set()
+        for _ in range(depth):
+            following: list[str] = []
+            for tensor in frontier:
+                producer = view.producer(tensor)
+                nodes = view.consumers(tensor) if downward else (
+                    [producer] if producer is not None else [])
+                for node in nodes:
+                    if id(node) in seen:
+                        continue
+                    seen.add(id(node))
+                    found = _decides(view, node, last)
+                    if found is not None:
+                        return found
+                    following.extend(_same_layout(layouts, node, layout, downward))
+            frontier = following
     return 1
+
+
+def _same_layout(layouts: Layouts, node: gs.Node, layout: Layout | None, downward: bool
+                 ) -> list[str]:
+    """The node's outputs (``downward``) or inputs with ``layout``: where to look next."""
+    tensors = node.outputs if downward else node.inputs
+    return [t.name for t in tensors if t.name and layouts.layout(t.name) == layout]
 
 
 def token_axes(view: GraphView, layouts: Layouts, name: str) -> tuple[int, ...]:

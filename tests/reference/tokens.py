@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import torch
 
-from tests.reference.formulas import sdiv, split_pos_neg, vjp
+from tests.reference.formulas import sdiv, vjp
 from tests.reference.graph import Graph, raw_tensors
 from tests.reference.interpreter import Walk, logits_name, propagate, run_forward
 
@@ -59,7 +59,8 @@ def equilibrium(x: Tensor, w: Tensor, b: Tensor | None, R: Tensor) -> Tensor:
         den = inputs @ aw + bias
         return inputs * (sdiv(mass, den) @ aw.T)
 
-    P, N = split_pos_neg(R)
+    rp, rn = R.clamp(min=0), R.clamp(max=0)  # spec 4.1 over the whole (single) sample, even
+    P, N = sdiv(rp, rp.sum()), -sdiv(rn, rn.sum())  # where its tokens are rows of a matrix
     a = (x > 0).to(x.dtype)
     zero = torch.zeros_like(ab)
     return share(P + N, x.clamp(min=0), ab) + share(P, a, ab) + share(N, 1.0 - a, zero)

@@ -13,6 +13,7 @@ from tests.helpers import Net, compare_with_reference, random_input
 from tests.reference.formulas import gemm_rule
 from tests.reference.interpreter import Walk
 from tests.reference.registry import Ins, Node, reference
+from tests.reference.tokens import bounded_dense, conservative, equilibrium
 from tests.rules.scaffold import CLASSES, FEATURES, Dense, mlp
 
 
@@ -33,8 +34,20 @@ def operands(ins: Ins, at: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def gemm_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """Rule 4.4 on ``A' @ (alpha·B')`` (the bias is ignored), transposed back for transA."""
-    a, b = operands(constant_weight(walk, node), node.at)
+    """Rule 4.4 on ``A' @ (alpha·B')`` (the bias is ignored), transposed back for transA; below
+    the split of a token model every Gemm is a per-token layer (exporters flatten the tokens
+    of all samples into its rows): the token rules with its bias ``beta·C``."""
+    ins = constant_weight(walk, node)
+    a, b = operands(ins, node.at)
+    if walk.token and not node.at.get("transA", 0):
+        x = walk.data(node)[0]
+        if x in walk.raw:
+            return [(x, bounded_dense(a, b, R))]
+        if walk.token_linear == "conservative":
+            return [(x, conservative(a, walk.value(node.outputs[0]), R, lambda t: t @ b))]
+        bias = None if len(ins) < 3 or ins[2] is None else (
+            float(node.at.get("beta", 1.0)) * ins[2]).reshape(-1)
+        return [(x, equilibrium(a, b, bias, R))]
     r_in = gemm_rule(a, b.T, R)
     return [(walk.data(node)[0], r_in.T if node.at.get("transA", 0) else r_in)]
 

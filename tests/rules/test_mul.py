@@ -51,7 +51,7 @@ def is_gelu_gate(walk: Walk, gate: str, signal: str) -> bool:
     todo, core = [gate], False
     while todo:
         name = todo.pop()
-        if name in graph.inits or _source(walk, name) == source:
+        if name in graph.const or _source(walk, name) == source:
             continue
         op = graph.producer_op(name)
         if op in ("Erf", "Tanh"):

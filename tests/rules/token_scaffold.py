@@ -117,3 +117,34 @@ def assert_finite(model: onnx.ModelProto, x: np.ndarray, **params: object) -> No
     out = explain(aeq_onnx.compile_explainer(model, **params), x)
     for name, value in out.items():
         assert np.isfinite(np.asarray(value, np.float64)).all(), name
+
+
+def check_forward(op: str, inputs: Sequence[np.ndarray], opset: int = 17,
+                  **attrs: object) -> None:
+    """The registered reference forward of ``op`` equals onnxruntime's on ``inputs`` (for the
+    ops the reference runs but aeq_onnx has no rule for: the shape arithmetic of exporters)."""
+    import onnxruntime as ort
+    import torch
+    from onnx import helper, numpy_helper
+
+    from tests.reference.registry import Node, lookup
+
+    names = [f"in{i}" for i in range(len(inputs))]
+    node = helper.make_node(op, names, ["out"], **attrs)
+    graph = helper.make_graph([node], "one", [], [helper.make_empty_tensor_value_info("out")],
+                              initializer=[numpy_helper.from_array(np.asarray(a), n)
+                                           for a, n in zip(inputs, names, strict=True)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    model.graph.output[0].CopyFrom(inferred.graph.output[0])
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    (want,) = session.run(None, {})
+    entry = lookup(op)
+    assert entry is not None
+    from tests.reference.onnx_args import attrs as node_attrs
+
+    ins = [torch.from_numpy(np.asarray(a)) for a in inputs]
+    got = entry.forward(ins, Node(node, node_attrs(node), opset, torch.float64))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
