@@ -35,7 +35,13 @@ if str(ROOT) not in sys.path:
 from aeq_onnx.audit.report import markdown_table  # noqa: E402
 from aeq_onnx.methods.ae import AE  # noqa: E402
 from benchmarks.bench_compile import cpu  # noqa: E402
-from benchmarks.bench_localisation import METHODS, SCENES, SEED, run_model, write_manifest  # noqa: E402,E501
+from benchmarks.bench_localisation import (  # noqa: E402
+    METHODS,
+    SCENES,
+    SEED,
+    run_model,
+    write_manifest,
+)
 
 MODELS = {"vit": SCENES / "vit_scenes.onnx", "convnext": SCENES / "convnext_scenes.onnx"}
 DOC = ROOT / "benchmarks" / "results" / "LOCALISATION_TOKENS.md"
@@ -112,6 +118,12 @@ def failures(report: dict[str, Any]) -> list[str]:
     return [f"- {t}" + (f" ({n}×)" if n > 1 else "") for t, n in seen.items()]
 
 
+def sanity(cases: int) -> str:
+    """How the document states the sanity-check setting."""
+    return (f"sanity check on the first {cases} scenes" if cases
+            else "no sanity check (`--sanity 0`)")
+
+
 def document(reports: dict[str, dict[str, Any]], args: argparse.Namespace,
              seconds: float) -> str:
     """``benchmarks/results/LOCALISATION_TOKENS.md``."""
@@ -121,9 +133,9 @@ def document(reports: dict[str, dict[str, Any]], args: argparse.Namespace,
              f"with other jobs), {seconds / 60:.1f} min for this invocation (results stored in "
              f"the output folder by earlier invocations were reused). Scenes 0..{args.n - 1} of "
              f"seed {SEED} (the models' test set), 64x64, target = the true class, ground truth "
-             "= the target object's mask; insertion/deletion "
-             f"{args.steps} steps, blurred baseline; sanity check on the first {args.sanity} "
-             f"scenes; RISE {args.rise_masks} masks. Models: `fixtures/scenes/MODELS.md`. "
+             f"= the target object's mask; insertion/deletion {args.steps} steps, blurred "
+             f"baseline; {sanity(args.sanity)}; RISE {args.rise_masks} masks. Models: "
+             "`fixtures/scenes/MODELS.md`. "
              f"The library's token-model defaults when this ran: {defaults()}; `ae`, `ae:r=1`, "
              "`ae:r=1.5` run with them.", ""]
     for name, report in reports.items():

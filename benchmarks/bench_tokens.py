@@ -1,15 +1,15 @@
 """Cost of explaining the torchvision token models (issue 21, item 7): compile time, explainer /
 forward latency ratio, peak memory.
 
-For ``vit_b_16``, ``swin_t`` and ``convnext_tiny`` (torchvision, ``weights=None``,
-``torch.manual_seed(0)``, 224x224, TorchScript exporter at opset 17, cached in
-``fixtures/.cache/`` by ``fixtures/torchvision_models.py``), each measurement in a fresh
-subprocess (the workers of ``benchmarks/workers.py``, so each peak RSS is its own): the AE
-explainer's compile time, node count, file size and the compiling process's peak RSS; the
-onnxruntime forward and explainer latencies at batch 1 (one process, interleaved rounds, 2
-threads) and their ratio; the peak RSS of a process that runs the forward alone and one that
-runs the explainer alone. A model that does not compile gets its error in the table. Prints the
-table and writes ``benchmarks/results/TOKENS.md``::
+For ``vit_b_16``, ``swin_t`` and ``convnext_tiny`` (torchvision, built by
+``fixtures/torchvision_models.py``: ``weights=None``, ``torch.manual_seed(0)``, ViT's zero head
+redrawn; 224x224, TorchScript exporter at opset 17, cached in ``fixtures/.cache/``), each
+measurement in a fresh subprocess (the workers of ``benchmarks/workers.py``, so each peak RSS is
+its own): the AE explainer's compile time, node count, file size and the compiling process's
+peak RSS; the onnxruntime forward and explainer latencies at batch 1 (one process, interleaved
+rounds, 2 threads) and their ratio; the peak RSS of a process that runs the forward alone and
+one that runs the explainer alone. A model that does not compile gets its error in the table.
+Prints the table and writes ``benchmarks/results/TOKENS.md``::
 
     .venv/bin/python benchmarks/bench_tokens.py [--models vit_b_16,swin_t,convnext_tiny]
 """
@@ -41,24 +41,10 @@ SIZE = 224
 OPSET = 17
 
 
-def register(name: str) -> None:
-    """Make ``name`` a fixture of ``fixtures/torchvision_models.py`` (plain torchvision builder,
-    224 px) unless that module already declares it."""
-    from fixtures import torchvision_models as tvm
-
-    tvm.MODELS.setdefault(name, tvm.Arch(name, size=SIZE))
-
-
 def worker_export(name: str) -> dict[str, Any]:
-    """Export (or find in the cache) the TorchScript opset-17 file of ``name`` at 224 px, with
-    ``nn.MultiheadAttention``'s fused fast path off (no exporter knows
-    ``aten::_native_multi_head_attention``)."""
-    import torch
-
+    """Export (or find in the cache) the TorchScript opset-17 file of ``name`` at 224 px."""
     from fixtures import torchvision_models as tvm
 
-    register(name)
-    torch.backends.mha.set_fastpath_enabled(False)
     return {"path": str(tvm.export(name, "torchscript", OPSET, SIZE))}
 
 
@@ -138,7 +124,8 @@ def document(rows: Sequence[dict[str, Any]], args: argparse.Namespace, seconds: 
         f"other jobs), {seconds / 60:.1f} min; Python {platform.python_version()}, aeq_onnx "
         f"{aeq_onnx.__version__}, onnxruntime {onnxruntime.__version__}, torch "
         f"{torch.__version__}. torchvision models with `weights=None` after "
-        f"`torch.manual_seed(0)`, {SIZE}x{SIZE}, TorchScript exporter opset {OPSET}; AE "
+        "`torch.manual_seed(0)`, ViT's zero-initialised head redrawn (seeded; "
+        f"`fixtures/torchvision_models.py`), {SIZE}x{SIZE}, TorchScript exporter opset {OPSET}; AE "
         "explainer with the library's defaults; batch 1, 2 onnxruntime threads, medians of "
         f"{args.rounds} interleaved rounds of {args.repeats} runs (after {args.warmup} warm-up "
         "runs) of the forward and the explainer in one process. Peak RSS: `ru_maxrss` of a "
