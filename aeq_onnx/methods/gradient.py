@@ -103,16 +103,19 @@ class IntegratedGradients(GradientFamily):
 
     def check_model(self, ctx: EmitContext, plan: Plan) -> None:
         """Raise :class:`BatchTilingError` unless every tensor on the path has a free batch
-        axis."""
+        axis (wherever the layout tracking finds the sample axis: token models move it)."""
         first = (ctx.view.shape(plan.input) or (None,))[0]
         if isinstance(first, int):
             raise BatchTilingError(
                 f"{self.name} runs its {self.steps} path points as one batch, but the model "
                 f"input '{plan.input}' has a static batch size {first}: export it with a dynamic "
                 "batch axis")
+        samples = ctx.samples()
         for node in plan.body:
             for out in node.outputs:
                 dim = (ctx.view.shape(out.name) or (None,))[0]
+                if samples.sample_axis(out.name) is not None:
+                    continue  # the sample index lies on a tracked (free) axis
                 if isinstance(dim, int):
                     raise BatchTilingError(
                         f"{self.name} needs a model whose batch size is free, but node "

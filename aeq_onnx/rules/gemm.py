@@ -21,6 +21,8 @@ def _gemm_weight(ctx: EmitContext, node: gs.Node) -> np.ndarray:
 class GemmRule(Dense):
     """Gemm ``alpha·A·B' + beta·C`` with constant B and transA = 0."""
 
+    relevance_name = "AE dense rule (4.4 = 4.2); per-token layers: --token-linear (ae-tokens T3)"
+
     def check(self, ctx: EmitContext, node: gs.Node, need: str) -> str | None:
         if int(node.attrs.get("transA", 0)):
             return "Gemm with transA=1"

@@ -19,7 +19,11 @@ from aeq_onnx.rules.shared.dense import Dense
 class MatMulRule(Dense):
     """MatMul ``A @ B`` with a constant 2-D B; of two tensors, attention mixing."""
 
+    relevance_name = ("AE dense rule (4.4 = 4.2); per-token layers: --token-linear "
+                      "(ae-tokens T3); of two tensors: attention, V by the z-rule, P a gate")
+
     def node_traits(self, view: GraphView, node: gs.Node) -> frozenset[str]:
+        """Of two tensors no layer; ``token`` when it is attention mixing."""
         if len(view.variable_inputs(node)) == 2:  # no weights: not a layer
             return frozenset({"token"}) if attention.is_attention(view, node) else frozenset()
         return super().node_traits(view, node)

@@ -64,3 +64,56 @@ def test_maxvit_is_refused_with_every_einsum_listed() -> None:
     message = str(info.value)
     assert message.count("Einsum (node") == 22
     assert "where its sample axis lies is unknown" in message
+
+
+BASELINES = [("gradient", {}), ("gradient-x-input", {}), ("integrated-gradients", {"steps": 4}),
+             ("lrp-epsilon", {}), ("lrp-zplus", {}), ("gradcam", {})]
+
+
+@pytest.mark.parametrize(("method", "params"), BASELINES, ids=[m for m, _ in BASELINES])
+def test_baselines_on_vit(method: str, params: dict[str, object]) -> None:
+    """Issue 21 item 4 on ViT-B/16 (32 px): the gradient methods as they are, LRP with the
+    token rules for attention and LayerNorm, Grad-CAM at the class-token split laid out on the
+    2x2 patch grid: finite, not all zero, batch = per sample. (Checked for properties only:
+    no independent reference of these methods on token models yet.)"""
+    path = torchvision_models.export("vit_b_16_32", "torchscript", 17)
+    proto = aeq_onnx.compile_explainer(path, method=method, **params)
+    explainer = aeq_onnx.Explainer(proto, device="cpu", threads=2)
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    result = explainer.explain(x)
+    relevance = np.asarray(result.relevance, np.float64)
+    assert np.isfinite(relevance).all() and (np.abs(relevance).max(axis=(1, 2, 3)) > 0).all()
+    alone = np.asarray(explainer.explain(x[1:2]).relevance, np.float64)[0]
+    assert np.abs(alone - relevance[1]).max() <= 1e-5 * np.abs(relevance[1]).max()
+    if method == "gradcam":
+        assert np.asarray(result.initial_relevance).shape == (2, 1, 2, 2)
+
+
+def test_cli_explains_a_token_model_at_a_token_layer(tmp_path: Path) -> None:
+    """`aeq explain MODEL batch.npy --layer <an encoder block's output tokens>` (ae-tokens T2:
+    --layer works on token tensors): exit 0, a finite relevance of the input's shape."""
+    from aeq_onnx.cli import main
+
+    path = torchvision_models.export("vit_b_16_32", "torchscript", 17)
+    batch = np.random.default_rng(2).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "batch.npy", batch)
+    out = tmp_path / "relevance.npy"
+    assert main(["explain", str(path), str(tmp_path / "batch.npy"), "--layer",
+                 "/encoder/layers/encoder_layer_6/Add_1_output_0", "--out", str(out)]) == 0
+    relevance = np.load(out)
+    assert relevance.shape == batch.shape and np.isfinite(relevance).all()
+    assert np.abs(relevance).max() > 0
+
+
+@pytest.mark.parametrize("name", ["vit_b_16_32", "swin_t", "convnext_tiny"])
+def test_token_model_finite_on_dead_constant_and_extreme_inputs(name: str) -> None:
+    """All-zero, constant and 1e4-scaled images: every output of the explainer is finite."""
+    path = torchvision_models.export(name, "torchscript", 17)
+    explainer = aeq_onnx.Explainer(aeq_onnx.compile_explainer(path), device="cpu", threads=2)
+    size = torchvision_models.MODELS[name].size
+    noise = np.random.default_rng(3).standard_normal((1, 3, size, size)).astype(np.float32)
+    for x in (np.zeros((1, 3, size, size), np.float32), np.full((1, 3, size, size), 0.5,
+                                                                 np.float32), 1e4 * noise):
+        result = explainer.explain(x)
+        for value in (result.logits, result.relevance, result.initial_relevance):
+            assert np.isfinite(np.asarray(value, np.float64)).all()
