@@ -49,7 +49,7 @@ PROB_ATOL = 1e-5
 BATCH_TOLERANCE = 1e-4  # of max |R|
 
 
-#: What the token rules do not cover yet in this graph (issue 21, i21-rules): Keras'
+#: What the token rules do not cover yet in this graph (issue 21): Keras'
 #: LayerNormalization as tf2onnx writes it (``moments`` + the batch-norm-style affine
 #: ``x·(γ·rsqrt(var+ε)) + (β − mean·γ·rsqrt(var+ε))``: Neg, Sub of two tensors, Sqrt,
 #: Reciprocal, Mul of two tensors) and Keras 3's exact GELU ``0.5·x·erfc(−x/√2)`` (Erf under a
@@ -57,7 +57,7 @@ BATCH_TOLERANCE = 1e-4  # of max |R|
 #: only). A compile refused for these nodes only is the known gap (xfail); a refusal naming
 #: any other node fails.
 KNOWN_GAP = ("layernorm", "gelu")
-KNOWN_GAP_REASON = ("i21-rules has no rule for Keras' decomposed LayerNorm (TF moments + "
+KNOWN_GAP_REASON = ("no rule yet (issue 21) for Keras' decomposed LayerNorm (TF moments + "
                     "batch-norm-style affine: Neg, Sub, Sqrt, Reciprocal, Mul of two tensors) "
                     "nor Keras 3's erfc GELU (Erf under 1 - Erf)")
 
