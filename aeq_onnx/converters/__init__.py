@@ -8,6 +8,7 @@ import onnx
 import onnx.checker
 
 from aeq_onnx.converters import (
+    einsum_matmul,
     fold_batchnorm,
     fold_constants,
     fuse_layernorm,
@@ -25,7 +26,8 @@ Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 # Order matters: weights listed as inputs (IR < 4) become plain constants first; shapes
 # feed constant folding; folding exposes BatchNormalization constants to their pass;
 # the second fold removes the constants those passes left behind; a decomposed LayerNorm
-# (constants folded by then) becomes one op; the final inference annotates the canonical graph
+# (constants folded by then) becomes one op, a batched matrix product written as Einsum a
+# MatMul; the final inference annotates the canonical graph
 # for the compiler.
 # Explicit Pads are not folded into Convs: that would change AE relevance (docs/choices.md,
 # "Explicit Pads stay Pads").
@@ -38,6 +40,7 @@ PIPELINE: list[Pass] = [
     fold_batchnorm.run,
     fold_constants.run,
     fuse_layernorm.run,
+    einsum_matmul.run,
     infer_shapes.run,
 ]
 

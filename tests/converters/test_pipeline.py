@@ -12,6 +12,7 @@ import pytest
 from aeq_onnx import converters
 from aeq_onnx.converters import (
     canonicalize,
+    einsum_matmul,
     fold_batchnorm,
     fold_constants,
     fuse_layernorm,
@@ -38,6 +39,7 @@ def test_pipeline_order() -> None:
         fold_batchnorm.run,
         fold_constants.run,
         fuse_layernorm.run,
+        einsum_matmul.run,
         infer_shapes.run,
     ]
 

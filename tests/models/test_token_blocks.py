@@ -1,8 +1,9 @@
-"""Small real blocks of torchvision's token models (a ViT encoder block, a Swin block with
-shifted windows, a ConvNeXt block), seeded, exported with TorchScript at opset 17 inside a
-tiny classifier, against the token reference (tests/reference/tokens.py: LayerNorm statistics
-and attention probabilities detached) to 1e-4 of max |R|, under both per-token linear rules and
-both initial maps; batch = per sample, logits unchanged."""
+"""Small real blocks of torchvision's token models (a ViT encoder block, Swin blocks with
+shifted and with padded windows, a Swin-V2 block, a ConvNeXt block), seeded, exported with
+TorchScript at opset 17 inside a tiny classifier, against the token reference
+(tests/reference/tokens.py: LayerNorm statistics and attention probabilities detached) to 1e-4
+of max |R|, under both per-token linear rules and both initial maps; batch = per sample,
+logits unchanged."""
 
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ def _swin() -> object:
     return SwinTransformerBlock(DIM, 2, [2, 2], [1, 1])
 
 
+def _swin_padded() -> object:
+    from torchvision.models.swin_transformer import SwinTransformerBlock
+    return SwinTransformerBlock(DIM, 2, [3, 3], [1, 1])  # 4x4 tokens padded to 6x6 windows
+
+
+def _swin_v2() -> object:
+    from torchvision.models.swin_transformer import SwinTransformerBlockV2
+    return SwinTransformerBlockV2(DIM, 2, [2, 2], [1, 1])
+
+
 def _convnext() -> object:
     from torchvision.models.convnext import CNBlock
     return CNBlock(DIM, 0.1, 0.0)
@@ -58,6 +69,8 @@ def _convnext() -> object:
 BLOCKS: dict[str, tuple[Callable[[], object], tuple[int, ...], bool, tuple[int, ...]]] = {
     "vit-encoder-block": (_vit, (5, DIM), False, (1,)),
     "swin-shifted-window-block": (_swin, (4, 4, DIM), False, (1, 2)),
+    "swin-padded-window-block": (_swin_padded, (4, 4, DIM), False, (1, 2)),
+    "swin-v2-block": (_swin_v2, (4, 4, DIM), False, (1, 2)),
     "convnext-block": (_convnext, (DIM, 6, 6), True, (2, 3)),
 }
 

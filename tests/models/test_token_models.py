@@ -2,8 +2,8 @@
 ViT-B/16 (built for 32 px: 4 patches and the class token), Swin-T, Swin-V2-T and ConvNeXt-T at
 64 px, with the TorchScript exporter at opsets 17 and 20 and the dynamo exporter. For each:
 the explainer's logits equal torch's, the relevance is finite and not all zero, a batch gives
-each sample's relevance, and the metadata names what runs on the token layers. MaxViT-T is
-refused with the typed error (its attention is written with Einsum)."""
+each sample's relevance, and the metadata names what runs on the token layers. MaxViT-T (224
+px, TorchScript 17) too, once its Einsum attention is rewritten as MatMul."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ if str(ROOT) not in sys.path:  # `fixtures` is a top-level folder, not an instal
     sys.path.insert(0, str(ROOT))
 
 import aeq_onnx  # noqa: E402
-from aeq_onnx.errors import UnsupportedOpError  # noqa: E402
 from fixtures import torchvision_models  # noqa: E402
 from tests.models import common  # noqa: E402
 
@@ -53,17 +52,11 @@ def test_token_model_explains(name: str, exporter: str, opset: int) -> None:
     assert np.abs(alone - relevance[1]).max() <= 1e-5 * np.abs(relevance[1]).max()
 
 
-def test_maxvit_is_refused_with_every_einsum_listed() -> None:
-    """MaxViT-T writes its relative attention with torch.einsum: the Einsums that relevance
-    crosses have no rule, and after them the layout tracking no longer knows the sample axis,
-    so the per-sample reductions downstream are listed too — one typed error, nothing
-    emitted."""
-    path = torchvision_models.export("maxvit_t", "torchscript", 17)
-    with pytest.raises(UnsupportedOpError) as info:
-        aeq_onnx.compile_explainer(path)
-    message = str(info.value)
-    assert message.count("Einsum (node") == 22
-    assert "where its sample axis lies is unknown" in message
+def test_maxvit_explains() -> None:
+    """MaxViT-T (224 px: its partitions need stages divisible by 7) writes its attention with
+    batched-matmul Einsums, which the converters make MatMuls: it compiles and explains like
+    the others (logits equal torch's, finite, batch = per sample)."""
+    test_token_model_explains("maxvit_t", "torchscript", 17)
 
 
 BASELINES = [("gradient", {}), ("gradient-x-input", {}), ("integrated-gradients", {"steps": 4}),

@@ -229,24 +229,41 @@ def test_attention_finite_on_dead_and_extreme_inputs() -> None:
         assert_finite(model, x)
 
 
-def test_attention_as_einsum_lists_every_unsupported_node() -> None:
-    """Attention written with Einsum (``v = einsum('ntd,de->nte', x, W)``, ``q·kᵀ`` and
-    ``P·v`` too): one typed error naming the two Einsums relevance must cross (v's projection,
-    P·v); ``q·kᵀ`` only feeds the softmax, a gate, and needs no rule."""
+def test_projections_as_einsum_list_every_unsupported_node() -> None:
+    """Per-token layers written with Einsum (``einsum('ntd,de->nte', x, W)``: not a matrix
+    product of two batched operands, so no converter rewrites them): one typed error naming
+    both Einsums relevance must cross, with the opset, and the LayerNorm after them, whose
+    sample axis the layout tracking lost there. (Attention written as batched-matmul
+    Einsums, q·kᵀ and P·v, becomes MatMul in the converters: test_attention_as_einsum.)"""
     net = Net((TOKENS, 4), seed=15)
     x = linear(net, WIDTH)
-    q, k = (linear(net, WIDTH, x=x) for _ in range(2))
     v = net.op("Einsum", [x, net.weight((WIDTH, WIDTH), WIDTH)], equation="ntd,de->nte",
                name="v_proj")
-    p = net.op("Softmax", [net.op("Einsum", [q, k], equation="ntd,nsd->nts", name="qk")],
-               axis=-1)
-    split = net.op("Add", [x, net.op("Einsum", [p, v], equation="nts,nsd->ntd", name="pv")])
+    out = net.op("Einsum", [v, net.weight((WIDTH, WIDTH), WIDTH)], equation="ntd,de->nte",
+                 name="o_proj")
+    split = net.op("LayerNormalization", [net.op("Add", [x, out]), net.const(np.ones(WIDTH))],
+                   axis=-1)
     with pytest.raises(UnsupportedOpError) as info:
         aeq_onnx.compile_explainer(mean_head(net, split, WIDTH))
     message = str(info.value)
-    assert message.startswith("2 unsupported node(s)")
-    assert "Einsum (node 'n_v_proj'" in message and "Einsum (node 'n_pv'" in message
-    assert "opset 17" in message
+    assert message.count("Einsum (node") == 2
+    assert "Einsum (node 'n_v_proj', opset 17)" in message
+    assert "Einsum (node 'n_o_proj', opset 17)" in message
+    assert "LayerNormalization" in message and "sample axis lies is unknown" in message
+
+
+def test_attention_as_einsum() -> None:
+    """``einsum('ntd,nsd->nts', q, k)`` and ``einsum('nts,nsd->ntd', P, v)`` (MaxViT writes its
+    attention so): the converters make them MatMuls, and the explanation matches the
+    reference run on the original Einsums."""
+    net = Net((TOKENS, 4), seed=15)
+    x = linear(net, WIDTH)
+    net.op("LayerNormalization", [x, net.const(np.ones(WIDTH))], axis=-1)
+    ln = net.cur
+    q, k, v = (linear(net, WIDTH, x=ln) for _ in range(3))
+    p = net.op("Softmax", [net.op("Einsum", [q, k], equation="ntd,nsd->nts")], axis=-1)
+    split = net.op("Add", [ln, net.op("Einsum", [p, v], equation="nts,nsd->ntd")])
+    compare_tokens(mean_head(net, split, WIDTH), token_input(16), split)
 
 
 def test_product_of_two_signals_refused_below_split() -> None:
