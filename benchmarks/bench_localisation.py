@@ -79,13 +79,15 @@ def write_manifest(data: Path, n: int) -> Path:
     return manifest
 
 
-def run_model(name: str, manifest: Path, out: Path, args: argparse.Namespace) -> dict:
-    """Audit one scene model; returns the report dict."""
+def run_model(name: str, manifest: Path, out: Path, args: argparse.Namespace,
+              model: Path | None = None, methods: str = METHODS) -> dict:
+    """Audit one scene model (``model``: its file, default ``MODELS[name]``) with ``methods``;
+    returns the report dict."""
     import json
 
     methods = ",".join(f"rise:masks={args.rise_masks}" if m == "rise" else m
-                       for m in args.methods.split(","))
-    result = audit(MODELS[name], GroundTruthSource(manifest=manifest), methods=methods,
+                       for m in (methods or args.methods).split(","))
+    result = audit(model or MODELS[name], GroundTruthSource(manifest=manifest), methods=methods,
                    out=out / name, preset=get_preset(str(SCENES / "preset.json")),
                    curves=CurveSettings(args.steps, ("blur",)), batch_size=32,
                    sanity_cases=args.sanity, threads=2,
