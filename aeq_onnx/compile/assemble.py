@@ -77,6 +77,23 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
             del graph.initializer[index]
 
 
+def _read_logits_output(nodes: list[onnx.NodeProto], model_logits: str) -> None:
+    """Point, in place, the explainer's readers of the model's logits (the target's ArgMax,
+    contrast seeds) at the explainer's ``logits`` output instead.
+
+    That output is an Identity of the model's logits, which onnxruntime keeps (it makes a
+    graph output), so the model's last node keeps its single reader: a second one (say, the
+    ArgMax reading a QDQ model's final DequantizeLinear) makes onnxruntime duplicate that
+    DequantizeLinear and run the last Gemm in float32 instead of fusing it into QGemm, and
+    the logits then differ from the deployed model's (MobileNet-V2 QDQ, docs/deployed.md).
+    ``model_logits`` is what the output reads (an fp16 model's: a Cast of its own, whose
+    producers are left alone)."""
+    for node in nodes:
+        for index, name in enumerate(node.input):
+            if name == model_logits:
+                node.input[index] = "logits"
+
+
 def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict[str, str],
              extra_outputs: tuple[str, ...] = (),
              shapes: dict[str, list[Dim] | None] | None = None) -> onnx.ModelProto:
@@ -99,8 +116,12 @@ def assemble(ctx: EmitContext, plan: Plan, flows: dict[str, str], metadata: dict
     inputs = [i for i in graph.input if i.name == plan.input]
     inputs.append(helper.make_tensor_value_info("target", TensorProto.INT64, [batch]))
     read = {n: ctx.floats.read(flows[n]) for n in names}  # the model's own logits as float32
-    nodes = [*graph.node, *ctx.em.nodes, *(
-        helper.make_node("Identity", [read[n]], [n], name=f"aeq/out/{n}") for n in names)]
+    outs = {n: helper.make_node("Identity", [read[n]], [n], name=f"aeq/out/{n}") for n in names}
+    nodes = [*graph.node, *ctx.em.nodes]
+    _read_logits_output(ctx.em.nodes, read["logits"])
+    made = [i for i, node in enumerate(nodes) if read["logits"] in node.output]
+    nodes.insert(made[0] + 1 if made else 0, outs.pop("logits"))  # before its new readers
+    nodes.extend(outs.values())
     _replace(graph.node, _prune(nodes, list(names)))
     _replace(graph.input, inputs)
     _replace(graph.output, outputs)

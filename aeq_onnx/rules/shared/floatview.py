@@ -66,9 +66,12 @@ class FloatView:
         onnxruntime fuses a QDQ graph's Conv -> QuantizeLinear -> DequantizeLinear -> Conv
         groups differently once a QuantizeLinear output has a second reader (any reader), so
         reading the deployed forward's tensors would change its logits (docs/deployed.md). The
-        copy starts from the input through a Reshape to its own shape (so that onnxruntime's
-        common-subexpression elimination does not merge it with the deployed forward)."""
-        names: dict[str, str] = {n: self._apart(n) for n in self.inputs}
+        copy starts from the input through a one-input Max (an exact copy) so that
+        onnxruntime's common-subexpression elimination does not merge it with the deployed
+        forward. Not a Reshape: onnxruntime's QDQ propagation moves the copy's first
+        QuantizeLinear in front of a Reshape, where it is merged with the model's own, whose
+        output then has a second reader (the model's first Conv was no longer fused)."""
+        names: dict[str, str] = {n: self.em.op_raw("Max", [n], "shadow_input") for n in self.inputs}
         for node in self.view.nodes:
             ins = [names.get(t.name, t.name) if t.name else "" for t in node.inputs]
             attrs = {**node.attrs, **_domain(node)}
