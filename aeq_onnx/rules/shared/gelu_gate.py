@@ -7,7 +7,7 @@ from __future__ import annotations
 from aeq_onnx.ir.graph import GraphView
 
 #: Ops that may lie on a GELU gate between the signal and Erf/Tanh (with constants).
-GATE_ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})
+GATE_ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Neg"})
 GATE_CORES = frozenset({"Erf", "Tanh"})
 
 
