@@ -87,7 +87,8 @@ def _same_shape_reshape(node: onnx.NodeProto, consts: ConstantLookup, shapes: Sh
         return False
     free = [d is None for d in dims]
     return sum(free) <= 1 and all(
-        int(t) == -1 if d is None else int(t) == d for t, d in zip(target.reshape(-1), dims, strict=True))
+        int(t) == -1 if d is None else int(t) == d
+        for t, d in zip(target.reshape(-1), dims, strict=True))
 
 
 def _match(mean: onnx.NodeProto, readers: Readers, consts: ConstantLookup, shapes: Shapes
@@ -174,7 +175,7 @@ def _scaled(match: TfMatch, shift: onnx.NodeProto, readers: Readers, consts: Con
 
 
 def _vector(value: np.ndarray | None, axes: list[int], dims: list[int | None]
-            ) -> np.ndarray | None | bool:
+            ) -> np.ndarray | bool | None:
     """γ or β as the normalised dims' array; False where it varies along another axis."""
     if value is None:
         return None
