@@ -1,9 +1,9 @@
 """Erf: VJP ``g · 2/√π · exp(-x²)`` only (no relevance rule: exporters write exact Gelu as
 ``x · 0.5 · (1 + erf(x/√2))``, a Mul of the signal and a gate computed from it, and the gate
 gets no relevance, ae-tokens T3). The exported Gelu subgraph in the head and below the split
-matches the torch reference, and so does Keras 3's ``0.5·x·erfc(−x/√2)`` as tf2onnx writes it
-(``erfc`` as ``1 − erf``, the gate starting with Neg); an Erf whose output reaches relevance any other way is
-refused."""
+matches the torch reference, and so does Keras 3's ``0.5·x·erfc(−x/√2)`` as tf2onnx writes
+it (``erfc`` as ``1 − erf``, the gate starting with Neg); an Erf whose output reaches
+relevance any other way is refused."""
 
 from __future__ import annotations
 
