@@ -12,6 +12,7 @@ from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
     fuse_layernorm,
+    fuse_layernorm_tf,
     fuse_lrn,
     infer_shapes,
     legacy_batchnorm,
@@ -30,7 +31,8 @@ Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
 # before the opset upgrade; shapes feed constant folding; torch's LRN decomposition is fused
 # once its constants are folded and its shapes known; folding exposes BatchNormalization
 # constants to their pass; the second fold removes the constants those passes left behind; a
-# decomposed LayerNorm (constants folded by then) becomes one op, a batched matrix product
+# decomposed LayerNorm (constants folded by then), torch's or Keras' (TF moments), becomes
+# one op, a batched matrix product
 # written as Einsum a MatMul; the final inference annotates the canonical graph for the
 # compiler.
 # Explicit Pads are not folded into Convs: that would change AE relevance (docs/choices.md,
@@ -46,6 +48,7 @@ PIPELINE: list[Pass] = [
     fold_batchnorm.run,
     fold_constants.run,
     fuse_layernorm.run,
+    fuse_layernorm_tf.run,
     einsum_matmul.run,
     infer_shapes.run,
 ]

@@ -288,9 +288,24 @@ def _reduce(ls: Layouts, node: gs.Node, ins: list, vals: list) -> Result:
     if not axes:
         axes = [] if int(node.attrs.get("noop_with_empty_axes", 0)) else list(range(len(x)))
     gone = {a % len(x) for a in axes}
-    if int(node.attrs.get("keepdims", 1)):
-        return [tuple(1 if i in gone else d for i, d in enumerate(x))], []
-    return [tuple(d for i, d in enumerate(x) if i not in gone)], []
+    keep = int(node.attrs.get("keepdims", 1))
+    value = _product(vals[0]) if node.op == "ReduceProd" and len(x) == 1 else None
+    if keep:
+        return [tuple(1 if i in gone else d for i, d in enumerate(x))], [value]
+    return [tuple(d for i, d in enumerate(x) if i not in gone)], [value]
+
+
+def _product(values: Values | None) -> Values | None:
+    """ReduceProd of a shape tensor's entries (TF's Tensordot: ``N·H·W``), at most one ``k·N``."""
+    if values is None or any(v is None for v in values):
+        return None
+    per_n = [v for v in values if isinstance(v, L.PerN)]
+    total = 1
+    for v in values:
+        total *= v if isinstance(v, int) else 1
+    if len(per_n) > 1:
+        return None
+    return (L.PerN(per_n[0].k * total),) if per_n else (total,)
 
 
 def _expand(ls: Layouts, node: gs.Node, ins: list, vals: list) -> Result:

@@ -16,6 +16,7 @@ from aeq_onnx.converters import (
     fold_batchnorm,
     fold_constants,
     fuse_layernorm,
+    fuse_layernorm_tf,
     fuse_lrn,
     infer_shapes,
     legacy_batchnorm,
@@ -30,8 +31,8 @@ GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
 
 def test_pipeline_order() -> None:
     """Weight inputs, spatial=0 BN before the opset upgrade, shapes before folding, LRN fused
-    after folding, folding before BN, a decomposed LayerNorm fused once its constants are
-    folded, Einsum products as MatMul, shapes last."""
+    after folding, folding before BN, a decomposed LayerNorm (torch's, then Keras') fused once
+    its constants are folded, Einsum products as MatMul, shapes last."""
     pipeline = converters.PIPELINE
     assert pipeline == [
         weight_inputs.run,
@@ -44,6 +45,7 @@ def test_pipeline_order() -> None:
         fold_batchnorm.run,
         fold_constants.run,
         fuse_layernorm.run,
+        fuse_layernorm_tf.run,
         einsum_matmul.run,
         infer_shapes.run,
     ]

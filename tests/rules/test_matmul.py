@@ -71,9 +71,10 @@ def token_layer(walk: Walk, node: Node, R: torch.Tensor) -> torch.Tensor:
 
 
 def matmul_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """Rule 4.4 for ``x @ W`` with a constant 2-D ``W`` and a 2-D input; on tokens (rank >= 3)
-    of a token model, the per-token rules; of two tensors, attention mixing ``P @ V`` (P a
-    gate, V by the z-rule with P fixed, ae-tokens T3)."""
+    """Rule 4.4 for ``x @ W`` with a constant 2-D ``W`` and a 2-D input; on tokens (rank >= 3,
+    or a sample's tokens as the rows of a matrix) of a token model, the per-token rules; of
+    two tensors, attention mixing ``P @ V`` (P a gate, V by the z-rule with P fixed,
+    ae-tokens T3)."""
     a, b = node.inputs
     if a not in walk.graph.const and b not in walk.graph.const:
         if not from_softmax(walk, a):
@@ -82,7 +83,9 @@ def matmul_relevance(walk: Walk, node: Node, R: torch.Tensor) -> list[tuple[str,
     if node.inputs[0] in walk.graph.const or node.inputs[1] not in walk.graph.const:
         raise NotImplementedError("MatMul needs a constant weight as 2nd operand")
     x, w = walk.value(node.inputs[0]), walk.value(node.inputs[1])
-    if walk.token and x.dim() >= 3 and w.dim() == 2:
+    if walk.token and w.dim() == 2 and (x.dim() >= 3 or (x.dim() == 2 and x.shape[0] > 1)):
+        # one sample at a time: a 2-D input with several rows holds that sample's tokens (TF's
+        # Tensordot writes Keras' per-token Dense layers on [N·H·W, C])
         return [(a, token_layer(walk, node, R))]
     if x.dim() != 2 or w.dim() != 2:
         raise NotImplementedError("MatMul relevance needs a 2-D input and weight")

@@ -30,8 +30,8 @@ from tests.rules.scaffold import (
 GATES = ("Sigmoid", "HardSigmoid", "QLinearSigmoid")
 #: Seen through when looking for a gate: a deployed graph's quantizations (docs/deployed.md).
 QUANTIZATIONS = ("QuantizeLinear", "DequantizeLinear")
-#: what exporters write around GELU's Erf / Tanh (with constants)
-GELU_ARITHMETIC = ("Add", "Sub", "Mul", "Div", "Pow")
+#: what exporters write around GELU's Erf / Tanh (with constants; Neg in Keras' erfc form)
+GELU_ARITHMETIC = ("Add", "Sub", "Mul", "Div", "Pow", "Neg")
 
 
 def _source(walk: Walk, name: str) -> str:
