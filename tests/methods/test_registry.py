@@ -82,7 +82,10 @@ def test_objects_are_immutable_values() -> None:
         ae.ratio = 1.0  # type: ignore[misc]
     assert ae == make_method("ae", ratio=1.5) != aeq_onnx.AE()
     assert len({ae, make_method("ae", ratio=1.5)}) == 1
-    assert repr(ae) == "AE(ratio=1.5, add_rule='residual', contrast='logit', versus=-1)"
+    # the repr lists what the metadata records: parameters added later only when not default
+    assert repr(ae) == "AE(ratio=1.5, add_rule='residual')"
+    assert repr(aeq_onnx.AE(contrast="versus", versus=3)) == (
+        "AE(ratio=2.0, add_rule='residual', contrast='versus', versus=3)")
     assert make_method(ae) is ae
     with pytest.raises(MethodError, match="not as keywords too"):
         make_method(ae, ratio=2.0)
