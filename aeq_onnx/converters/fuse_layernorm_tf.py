@@ -12,8 +12,6 @@ constants that vary along the normalised axes only; anything else stays as it wa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -28,22 +26,17 @@ from aeq_onnx.converters._graph_utils import (
     set_ir_version,
     unique_name,
 )
-from aeq_onnx.converters.fuse_layernorm import Readers, _axes, _other, _scalar, _shapes, _single
+from aeq_onnx.converters.fuse_layernorm import Match as TfMatch
+from aeq_onnx.converters.fuse_layernorm import (
+    Readers,
+    _axes,
+    _other,
+    _scalar,
+    _shapes,
+    _single,
+)
 
 Shapes = dict[str, list[int | None]]
-
-
-@dataclass
-class TfMatch:
-    """One Keras LayerNorm: input, reduced axes, eps, its nodes, γ, β and final output."""
-
-    x: str
-    axes: list[int]
-    eps: float
-    nodes: list[onnx.NodeProto]
-    gamma: np.ndarray | None
-    beta: np.ndarray | None
-    out: str
 
 
 def run(model: onnx.ModelProto) -> onnx.ModelProto:
