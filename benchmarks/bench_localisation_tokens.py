@@ -155,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rise-masks", type=int, default=4000)
     parser.add_argument("--models", default="vit,convnext")
     parser.add_argument("--methods", default=None, help="override the method list")
+    parser.add_argument("--randomisation", type=int, default=0,
+                        help="weight-randomisation scenes (default 0)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "localisation_tokens")
     parser.add_argument("--doc", type=Path, default=DOC, help="markdown to write ('' for none)")
     args = parser.parse_args(argv)

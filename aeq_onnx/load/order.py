@@ -71,6 +71,9 @@ def sort_nodes(model: onnx.ModelProto, label: str) -> bool:
     already topological); True when anything moved. A cycle is a :class:`ModelLoadError`
     naming some of its nodes."""
     nodes = model.graph.node
+    written = [name for node in nodes for name in node.output if name]
+    if len(written) != len(set(written)):
+        return False  # a tensor written twice is no question of order: the checker refuses it
     order, stuck = _kahn(list(nodes))
     if stuck:
         names = [nodes[i].name or f"{nodes[i].op_type}#{i}" for i in stuck[:SHOWN]]
