@@ -16,7 +16,8 @@ DOC = DOCS / "coverage-tests.md"
 RESULTS: dict[tuple[str, str, int], str] = {}
 #: model test files whose presence makes a run complete enough to rewrite the table
 FILES = ("tests/models/test_architectures.py", "tests/models/test_torchvision.py",
-         "tests/models/test_keras.py")
+         "tests/models/test_keras.py", "tests/models/test_token_models.py",
+         "tests/models/test_keras_convnext.py")
 SEEN: set[str] = set()
 SYMBOL = {"passed": "✅ pass", "failed": "❌ fail", "xfailed": "⚠️ known failure (xfail)",
           "skipped": "– skipped"}

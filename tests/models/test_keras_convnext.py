@@ -22,7 +22,7 @@ are not installed. The first run converts the model (minutes); later runs read t
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +167,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def test_logits_match_keras(case: Case) -> None:
+def test_logits_match_keras(case: Case, record_property: Callable[[str, object], None]) -> None:
+    record_property("coverage", ("ConvNeXtTiny", "tf2onnx", case.opset))  # coverage-tests.md
     _, result = explained(case)
     scale = float(np.abs(case.keras["logits"]).max())
     np.testing.assert_allclose(result.logits, case.keras["logits"], rtol=0,

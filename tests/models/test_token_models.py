@@ -8,6 +8,7 @@ px, TorchScript 17) too, once its Einsum attention is rewritten as MatMul."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "exporter", "opset"), CASES)
-def test_token_model_explains(name: str, exporter: str, opset: int) -> None:
+def test_token_model_explains(name: str, exporter: str, opset: int,
+                              record_property: Callable[[str, object], None]) -> None:
+    record_property("coverage", (name, exporter, opset))  # docs/coverage-tests.md table
     path = torchvision_models.export(name, exporter, opset)
     proto = aeq_onnx.compile_explainer(path)
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -52,11 +55,11 @@ def test_token_model_explains(name: str, exporter: str, opset: int) -> None:
     assert np.abs(alone - relevance[1]).max() <= 1e-5 * np.abs(relevance[1]).max()
 
 
-def test_maxvit_explains() -> None:
+def test_maxvit_explains(record_property: Callable[[str, object], None]) -> None:
     """MaxViT-T (224 px: its partitions need stages divisible by 7) writes its attention with
     batched-matmul Einsums, which the converters make MatMuls: it compiles and explains like
     the others (logits equal torch's, finite, batch = per sample)."""
-    test_token_model_explains("maxvit_t", "torchscript", 17)
+    test_token_model_explains("maxvit_t", "torchscript", 17, record_property)
 
 
 BASELINES = [("gradient", {}), ("gradient-x-input", {}), ("integrated-gradients", {"steps": 4}),
