@@ -42,6 +42,7 @@ def _method_kwargs(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``aeq build``: compile and save the explainer."""
+    from aeq_onnx.compile.assemble import explainer_metadata, summary
     from aeq_onnx.compile.compiler import compile_explainer
     from aeq_onnx.run.saving import save_explainer
 
@@ -49,10 +50,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     explainer = compile_explainer(args.model, **_method_kwargs(args))  # type: ignore[arg-type]
     save_explainer(explainer, args.out)
-    meta = {p.key: p.value for p in explainer.metadata_props}
-    what = ", ".join(f"{k} {meta[f'aeq_onnx.{k}']}"
-                     for k in ("method", "split", "ratio", "contrast", "versus", "precision")
-                     if f"aeq_onnx.{k}" in meta)
+    what = summary(explainer_metadata(explainer))
     print(f"wrote {args.out} ({what}, {time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -17,6 +17,19 @@ from aeq_onnx.rules.base import EmitContext
 OUTPUTS = ("logits", "target_class", "relevance", "initial_relevance")
 RESERVED = (*OUTPUTS, "target", "split_gradient", "versus_class")
 META_PREFIX = "aeq_onnx."
+#: the metadata that describes an explainer in one line (``aeq build``'s summary, warnings)
+SUMMARY_KEYS = ("method", "split", "ratio", "contrast", "versus", "precision")
+
+
+def explainer_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    """The metadata aeq_onnx wrote into ``model``, keys without the ``aeq_onnx.`` prefix."""
+    return {p.key[len(META_PREFIX):]: p.value for p in model.metadata_props
+            if p.key.startswith(META_PREFIX)}
+
+
+def summary(metadata: dict[str, str]) -> str:
+    """``method ae, split X, ratio 2, ...``: the :data:`SUMMARY_KEYS` present, in that order."""
+    return ", ".join(f"{k} {metadata[k]}" for k in SUMMARY_KEYS if k in metadata)
 
 
 def _rename(model: onnx.ModelProto, old: str, new: str) -> None:

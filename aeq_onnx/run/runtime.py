@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from aeq_onnx.compile.assemble import META_PREFIX
+from aeq_onnx.compile.assemble import META_PREFIX, explainer_metadata, summary
 from aeq_onnx.compile.precision import FP16, check_precision, is_float16, to_float16
 from aeq_onnx.errors import DeviceError, InputError, MethodError
 from aeq_onnx.load import protos
@@ -160,18 +160,15 @@ def explainer_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
 def _warn_ignored(proto: onnx.ModelProto, compile_kwargs: dict[str, Any]) -> None:
     """Warn about compile options given with an already compiled explainer: its method and
     parameters are fixed in the file, so they cannot apply (compile the classifier instead)."""
-    meta = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props
-            if p.key.startswith(META_PREFIX)}
+    meta = explainer_metadata(proto)
     method = compile_kwargs.get("method")
     name = getattr(method, "name", method)
     given = [f"method={name}"] if name is not None and name != meta.get("method") else []
     given += [f"{key}={value}" for key, value in compile_kwargs.items()
               if key not in ("method", "isolate") and value is not None]
     if given:
-        built = ", ".join(f"{k} {v}" for k, v in sorted(meta.items())
-                          if k in ("method", "ratio", "contrast", "versus", "split"))
         warnings.warn(f"{', '.join(given)} ignored: the model is an explainer already compiled "
-                      f"({built}); compile the classifier to change them", stacklevel=4)
+                      f"({summary(meta)}); compile the classifier to change them", stacklevel=4)
 
 
 class Explainer:
@@ -201,8 +198,7 @@ class Explainer:
         proto, as_loaded = explainer_model(model, precision, isolate, method=method,
                                            layer=layer, output=output, **params)
         self.model = proto
-        self.metadata = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props
-                         if p.key.startswith(META_PREFIX)}
+        self.metadata = explainer_metadata(proto)
         source: onnx.ModelProto | str | os.PathLike[str] = proto
         if as_loaded and isinstance(model, str | os.PathLike):
             source = model  # an explainer file (checked by load_model) opens from disk
