@@ -120,13 +120,13 @@ def cached_explainer(model: onnx.ModelProto, spec: MethodSpec, folder: Path | No
     """Compile ``spec`` for ``model``, reusing ``folder/SLUG.onnx`` when it was built from the
     same model (its ``aeq_onnx.source_sha256``); ``isolate``: see
     :func:`aeq_onnx.load.load_model`."""
-    from aeq_onnx.compile.compiler import compile_explainer  # the compiler when it is needed
+    from aeq_onnx.compile.assemble import explainer_metadata  # the compiler when it is needed
+    from aeq_onnx.compile.compiler import compile_explainer
 
     path = None if folder is None else folder / f"{spec.slug}.onnx"
     if path is not None and path.is_file():
         cached = onnx.load(os.fspath(path))
-        meta = {p.key: p.value for p in cached.metadata_props}
-        if meta.get("aeq_onnx.source_sha256") == source_sha:
+        if explainer_metadata(cached).get("source_sha256") == source_sha:
             return cached
     proto = compile_explainer(model, isolate=isolate, **compile_kwargs(spec))  # type: ignore[arg-type]
     if path is not None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import onnx
 
+from aeq_onnx.compile.assemble import explainer_metadata
 from aeq_onnx.errors import InputError
 from aeq_onnx.render.imaging import load_labels
 from aeq_onnx.render.presets import (
@@ -125,10 +126,9 @@ def _too_large(size: int, limit: int) -> str:
 
 
 def _data_input(proto: onnx.ModelProto) -> onnx.ValueInfoProto:
-    meta = {p.key: p.value for p in proto.metadata_props}
     inits = {t.name for t in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in inits]
-    wanted = meta.get("aeq_onnx.input")
+    wanted = explainer_metadata(proto).get("input")
     for info in inputs:
         if info.name == wanted or (wanted is None and info.name != "target"):
             return info
